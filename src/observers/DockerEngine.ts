@@ -1,0 +1,217 @@
+/**
+ * A thin Docker Engine API client over the socket in DOCKER_HOST, spoken with
+ * @effect/platform's HTTP client; responses decoded with effect/Schema. The
+ * observer reads through it and the executor acts through it.
+ */
+import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import { NodeHttpClient } from "@effect/platform-node"
+import { Context, Data, Duration, Effect, Layer, Schema, Stream } from "effect"
+
+/** Every Engine since Docker 20.10 (and Podman's compatible socket) speaks this version. */
+export const API_VERSION = "v1.41"
+
+export type DockerErrorReason = "NotFound" | "Conflict" | "InUse" | "Unreachable" | "Timeout" | "Server" | "BadResponse" | "BadRequest"
+
+/** A failed Engine API call, with the reason callers may absorb. */
+export class DockerError extends Data.TaggedError("DockerError")<{
+  readonly reason: DockerErrorReason
+  readonly endpoint: string
+  readonly method: string
+  readonly path: string
+  readonly status?: number
+  readonly detail: string
+}> {
+  override get message(): string {
+    if (this.reason === "Unreachable") return `cannot reach the Docker Engine at ${this.endpoint}: ${this.detail}`
+    if (this.reason === "Timeout") return `the Docker Engine at ${this.endpoint} did not answer ${this.method} ${this.path} within ${this.detail}`
+    return `${this.method} ${this.path}: ${this.status ?? ""} ${this.detail}`.replace(/ {2,}/g, " ")
+  }
+}
+
+/** Where the Engine listens, from DOCKER_HOST. */
+export interface Endpoint {
+  readonly display: string
+  readonly socketPath: string | undefined
+  readonly baseUrl: string
+}
+
+/** Parses DOCKER_HOST; undefined input means the default socket. Returns an error message for a bad value. */
+export const parseDockerHost = (value: string | undefined): Endpoint | string => {
+  const v = value === undefined || value === "" ? "unix:///var/run/docker.sock" : value
+  if (v.startsWith("unix://")) {
+    const path = v.slice("unix://".length)
+    if (!path.startsWith("/")) return `DOCKER_HOST=${v}: a unix socket path must be absolute`
+    return { display: v, socketPath: path, baseUrl: "http://docker" }
+  }
+  const tcp = /^tcp:\/\/([^/:]+|\[[0-9a-fA-F:]+\]):([0-9]{1,5})\/?$/.exec(v)
+  if (tcp) return { display: v, socketPath: undefined, baseUrl: `http://${tcp[1]}:${tcp[2]}` }
+  return `DOCKER_HOST=${v}: expected unix:///path/to/docker.sock or tcp://host:port`
+}
+
+const Labels = Schema.NullishOr(Schema.Record({ key: Schema.String, value: Schema.String }))
+
+export const ContainerSummary = Schema.Struct({
+  Id: Schema.String,
+  Names: Schema.Array(Schema.String),
+  Image: Schema.String,
+  ImageID: Schema.String,
+  Labels,
+  State: Schema.String,
+  NetworkSettings: Schema.optional(Schema.NullishOr(Schema.Struct({
+    Networks: Schema.optional(Schema.NullishOr(Schema.Record({ key: Schema.String, value: Schema.Struct({ IPAddress: Schema.optional(Schema.String) }) })))
+  })))
+})
+export type ContainerSummary = typeof ContainerSummary.Type
+
+export const NetworkSummary = Schema.Struct({ Id: Schema.String, Name: Schema.String, Labels, Internal: Schema.optional(Schema.Boolean) })
+export type NetworkSummary = typeof NetworkSummary.Type
+
+const VolumeList = Schema.Struct({ Volumes: Schema.NullishOr(Schema.Array(Schema.Struct({ Name: Schema.String, Labels }))) })
+export type VolumeSummary = { readonly Name: string; readonly Labels?: Record<string, string> | null | undefined }
+
+export const ImageSummary = Schema.Struct({ Id: Schema.String, RepoTags: Schema.optional(Schema.NullishOr(Schema.Array(Schema.String))) })
+export type ImageSummary = typeof ImageSummary.Type
+
+const Created = Schema.Struct({ Id: Schema.String })
+const ErrorBody = Schema.Struct({ message: Schema.String })
+
+export type Filters = Readonly<Record<string, ReadonlyArray<string>>>
+
+export interface DockerEngineShape {
+  readonly endpoint: string
+  readonly ping: Effect.Effect<void, DockerError>
+  readonly listContainers: (filters: Filters) => Effect.Effect<ReadonlyArray<ContainerSummary>, DockerError>
+  readonly listNetworks: (filters: Filters) => Effect.Effect<ReadonlyArray<NetworkSummary>, DockerError>
+  readonly listVolumes: (filters: Filters) => Effect.Effect<ReadonlyArray<VolumeSummary>, DockerError>
+  readonly listImages: Effect.Effect<ReadonlyArray<ImageSummary>, DockerError>
+  readonly createContainer: (name: string, body: unknown) => Effect.Effect<string, DockerError>
+  readonly startContainer: (id: string) => Effect.Effect<void, DockerError>
+  readonly removeContainer: (id: string) => Effect.Effect<void, DockerError>
+  readonly createNetwork: (body: unknown) => Effect.Effect<string, DockerError>
+  readonly connectNetwork: (network: string, container: string, aliases: ReadonlyArray<string>) => Effect.Effect<void, DockerError>
+  readonly removeNetwork: (id: string) => Effect.Effect<void, DockerError>
+  readonly removeVolume: (name: string) => Effect.Effect<void, DockerError>
+  /** Pulls an image, handing each progress line to `progress`. */
+  readonly pullImage: (ref: string, progress: (line: string) => void) => Effect.Effect<void, DockerError>
+}
+
+export class DockerEngine extends Context.Tag("bottle/DockerEngine")<DockerEngine, DockerEngineShape>() {}
+
+export interface DockerEngineOptions {
+  readonly endpoint: Endpoint
+  /** Bound on every call but pulls. */
+  readonly timeout: Duration.DurationInput
+  readonly pullTimeout: Duration.DurationInput
+}
+
+/** Splits `name:tag` (keeping registry ports and digests intact) for the pull API. */
+export const splitImageRef = (ref: string): { readonly image: string; readonly tag: string } => {
+  if (ref.includes("@")) return { image: ref, tag: "" }
+  const slash = ref.lastIndexOf("/")
+  const colon = ref.lastIndexOf(":")
+  return colon > slash ? { image: ref.slice(0, colon), tag: ref.slice(colon + 1) } : { image: ref, tag: "latest" }
+}
+
+const make = (opts: DockerEngineOptions) =>
+  Effect.gen(function* () {
+    const client = yield* HttpClient.HttpClient
+    const endpoint = opts.endpoint.display
+    const url = (path: string) => `${opts.endpoint.baseUrl}/${API_VERSION}${path}`
+    const fail = (method: string, path: string, reason: DockerErrorReason, detail: string, status?: number) =>
+      new DockerError({ reason, endpoint, method, path, detail, ...(status !== undefined ? { status } : {}) })
+
+    const reasonFor = (status: number, message: string): DockerErrorReason =>
+      status === 404 ? "NotFound"
+        : status === 409 ? (/in use|active endpoints|is running/i.test(message) ? "InUse" : "Conflict")
+        : status === 403 && /active endpoints|in use/i.test(message) ? "InUse"
+        : status === 400 ? "BadRequest"
+        : "Server"
+
+    /** Sends one request; non-2xx answers become DockerErrors carrying the Engine's message. */
+    const send = (request: HttpClientRequest.HttpClientRequest, path: string, timeout: Duration.DurationInput) =>
+      client.execute(request).pipe(
+        Effect.mapError((e) => fail(request.method, path, e._tag === "RequestError" ? "Unreachable" : "BadResponse", e.message.replace(/^.*?: /, "") || String(e))),
+        Effect.flatMap((res) =>
+          res.status >= 200 && res.status < 300 || res.status === 304
+            ? Effect.succeed(res)
+            : res.json.pipe(
+              Effect.flatMap(Schema.decodeUnknown(ErrorBody)),
+              Effect.map((b) => b.message),
+              Effect.orElseSucceed(() => `HTTP ${res.status}`),
+              Effect.flatMap((message) => Effect.fail(fail(request.method, path, reasonFor(res.status, message), message, res.status)))
+            )
+        ),
+        Effect.timeoutFail({ duration: timeout, onTimeout: () => fail(request.method, path, "Timeout", Duration.format(Duration.decode(timeout))) })
+      )
+
+    const decodeBody = <A, I>(schema: Schema.Schema<A, I>, method: string, path: string) => (res: HttpClientResponse.HttpClientResponse) =>
+      res.json.pipe(
+        Effect.flatMap(Schema.decodeUnknown(schema)),
+        Effect.mapError((e) => fail(method, path, "BadResponse", `unexpected response: ${e.message.split("\n")[0]}`))
+      )
+
+    const call = <A, I>(method: "GET" | "POST" | "DELETE", path: string, schema: Schema.Schema<A, I> | undefined, body?: unknown) => {
+      const req = HttpClientRequest.make(method)(url(path))
+      return send(body === undefined ? req : HttpClientRequest.bodyUnsafeJson(req, body), path, opts.timeout).pipe(
+        Effect.flatMap((res) =>
+          schema === undefined || res.status === 204 || res.status === 304 ? Effect.succeed(undefined as A) : decodeBody(schema, method, path)(res)
+        )
+      )
+    }
+    const q = (filters: Filters) => `filters=${encodeURIComponent(JSON.stringify(filters))}`
+
+    const pullImage = (ref: string, progress: (line: string) => void) => {
+      const { image, tag } = splitImageRef(ref)
+      const path = `/images/create?fromImage=${encodeURIComponent(image)}${tag ? `&tag=${encodeURIComponent(tag)}` : ""}`
+      const req = HttpClientRequest.make("POST")(url(path))
+      return send(req, path, opts.pullTimeout).pipe(
+        Effect.flatMap((res) =>
+          res.stream.pipe(
+            Stream.decodeText(),
+            Stream.splitLines,
+            Stream.mapError((e) => fail("POST", path, "BadResponse", String(e))),
+            Stream.runForEach((line) => {
+              if (line.trim() === "") return Effect.void
+              let msg: { error?: string; status?: string; progress?: string; id?: string } = {}
+              try { msg = JSON.parse(line) } catch { return Effect.void }
+              // The Engine reports a failed pull inside a 200 response.
+              if (msg.error) return Effect.fail(fail("POST", path, "NotFound", `cannot pull ${ref}: ${msg.error}`))
+              progress([msg.id, msg.status, msg.progress].filter(Boolean).join(" "))
+              return Effect.void
+            }),
+            Effect.scoped
+          )
+        ),
+        Effect.timeoutFail({ duration: opts.pullTimeout, onTimeout: () => fail("POST", path, "Timeout", Duration.format(Duration.decode(opts.pullTimeout))) })
+      )
+    }
+
+    return DockerEngine.of({
+      endpoint,
+      ping: call("GET", "/_ping", undefined),
+      listContainers: (filters) => call("GET", `/containers/json?all=true&${q(filters)}`, Schema.Array(ContainerSummary)),
+      listNetworks: (filters) => call("GET", `/networks?${q(filters)}`, Schema.Array(NetworkSummary)),
+      listVolumes: (filters) => call("GET", `/volumes?${q(filters)}`, VolumeList).pipe(Effect.map((v) => v.Volumes ?? [])),
+      listImages: call("GET", "/images/json", Schema.Array(ImageSummary)),
+      createContainer: (name, body) => call("POST", `/containers/create?name=${encodeURIComponent(name)}`, Created, body).pipe(Effect.map((c) => c.Id)),
+      startContainer: (id) => call("POST", `/containers/${encodeURIComponent(id)}/start`, undefined),
+      removeContainer: (id) => call("DELETE", `/containers/${encodeURIComponent(id)}?force=true&v=true`, undefined),
+      createNetwork: (body) => call("POST", "/networks/create", Created, body).pipe(Effect.map((c) => c.Id)),
+      connectNetwork: (network, container, aliases) =>
+        call("POST", `/networks/${encodeURIComponent(network)}/connect`, undefined, { Container: container, EndpointConfig: { Aliases: aliases } }),
+      removeNetwork: (id) => call("DELETE", `/networks/${encodeURIComponent(id)}`, undefined),
+      removeVolume: (name) => call("DELETE", `/volumes/${encodeURIComponent(name)}`, undefined),
+      pullImage
+    })
+  })
+
+/** The live client: one keep-alive agent to the Engine's socket, shared by every call. */
+export const layer = (opts: DockerEngineOptions): Layer.Layer<DockerEngine> =>
+  Layer.effect(DockerEngine, make(opts)).pipe(
+    Layer.provide(NodeHttpClient.layerWithoutAgent),
+    Layer.provide(NodeHttpClient.makeAgentLayer({
+      keepAlive: true,
+      maxSockets: 32,
+      ...(opts.endpoint.socketPath !== undefined ? { socketPath: opts.endpoint.socketPath } : {})
+    } as Parameters<typeof NodeHttpClient.makeAgentLayer>[0]))
+  )

@@ -1,0 +1,86 @@
+/** The typed steps of a plan. Each names its resource, a cause a person can read, and what it waits for. */
+import { Data } from "effect"
+import type { ContainerSpec, NetworkSpec, StateDirSpec } from "../resources/realise.js"
+import type { MachineSpec } from "../resources/realiseSmolmachines.js"
+
+export type ResourceKind = "bottle" | "network" | "container" | "volume" | "machine" | "state dir"
+
+interface Common {
+  /** Unique within a plan; what `after` refers to. */
+  readonly id: string
+  /** The bottle this action belongs to, or undefined for a leftover no bottle claims. */
+  readonly bottle: string | undefined
+  /** The resource's name (a path for state dirs). */
+  readonly resource: string
+  readonly cause: string
+  /** Ids of actions that must succeed before this one runs. */
+  readonly after: ReadonlyArray<string>
+}
+
+export type Action = Data.TaggedEnum<{
+  CreateNetwork: Common & { readonly spec: NetworkSpec; readonly replaces: boolean }
+  RemoveNetwork: Common & { readonly networkId: string; readonly replaced: boolean }
+  CreateContainer: Common & { readonly spec: ContainerSpec; readonly replaces: boolean }
+  /** Start a container; `created` when it follows this plan's CreateContainer. */
+  StartContainer: Common & { readonly created: boolean }
+  RemoveContainer: Common & { readonly containerId: string; readonly replaced: boolean }
+  RemoveVolume: Common
+  CreateMachine: Common & { readonly spec: MachineSpec; readonly replaces: boolean }
+  StartMachine: Common & { readonly created: boolean }
+  StopMachine: Common & { readonly replaced: boolean }
+  DeleteMachine: Common & { readonly replaced: boolean }
+  EnsureStateDir: Common & { readonly spec: StateDirSpec; readonly exists: boolean }
+  RemoveStateDir: Common & { readonly root: string; readonly name: string }
+  Unchanged: Common & { readonly kind: ResourceKind }
+  /**
+   * Something the plan will not do. `error` is false when a safety rule is doing its job
+   * (a `.preserve` dir kept, a live bottle's state kept) and true when the user must act
+   * (an observer failed, a backend is missing, a bottle belongs to another set).
+   */
+  Blocked: Common & { readonly kind: ResourceKind; readonly rule: string; readonly error: boolean }
+}>
+
+export const Action = Data.taggedEnum<Action>()
+
+export type ActionTag = Action["_tag"]
+
+/** Actions that change nothing: shown in the diff, never executed. */
+export const isMutating = (a: Action): boolean => a._tag !== "Unchanged" && a._tag !== "Blocked"
+
+export const kindOf = (a: Action): ResourceKind => {
+  switch (a._tag) {
+    case "CreateNetwork":
+    case "RemoveNetwork":
+      return "network"
+    case "CreateContainer":
+    case "StartContainer":
+    case "RemoveContainer":
+      return "container"
+    case "RemoveVolume":
+      return "volume"
+    case "CreateMachine":
+    case "StartMachine":
+    case "StopMachine":
+    case "DeleteMachine":
+      return "machine"
+    case "EnsureStateDir":
+    case "RemoveStateDir":
+      return "state dir"
+    case "Unchanged":
+    case "Blocked":
+      return a.kind
+  }
+}
+
+/** Whether the action deletes something (the y/N question is asked for these). */
+export const isDestructive = (a: Action): boolean =>
+  a._tag === "RemoveNetwork" || a._tag === "RemoveContainer" || a._tag === "RemoveVolume" ||
+  a._tag === "DeleteMachine" || a._tag === "StopMachine" || a._tag === "RemoveStateDir"
+
+export interface Plan {
+  readonly actions: ReadonlyArray<Action>
+  /** Observers that failed: the plan was made from a partial snapshot. */
+  readonly partial: ReadonlyArray<{ readonly source: string; readonly error: string }>
+  /** Things seen and deliberately left alone (odd entries under state/, unavailable backends). */
+  readonly notes: ReadonlyArray<string>
+}

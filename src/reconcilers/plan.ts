@@ -1,0 +1,435 @@
+/**
+ * plan(desired, observed, options) → Plan. Pure: no Effect, no I/O, the same
+ * answer for the same input. Rules (../shared/DESIGN.md, "Plan"):
+ * 1. missing → create; stopped → start; hash or image id differs → replace; else unchanged.
+ * 2. up: networks → sidecars → agent; down: agent → sidecars → networks → state dir; machines stop before delete.
+ * 3. only names with the prefix are ever touched.
+ * 4. a state dir with `.preserve` is never removed.
+ * 5. a state dir whose bottle is live anywhere is never removed; with any observer failed, none is.
+ */
+import type { DesiredBottle } from "../resources/desired.js"
+import { changedFields } from "../resources/hash.js"
+import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
+import type { Names } from "../resources/names.js"
+import {
+  failures,
+  type ObservedContainer,
+  type ObservedMachine,
+  type ObservedNetwork,
+  type ObservedStateDir,
+  type ObservedVolume,
+  type Observed
+} from "../resources/observed.js"
+import { realiseDocker, type ContainerSpec, type NetworkSpec, type RealiseContext, type StateDirSpec } from "../resources/realise.js"
+import { EGRESS_IP_LABEL, realiseSmolmachines, type MachineSpec } from "../resources/realiseSmolmachines.js"
+import { Action, type Plan, type ResourceKind } from "./actions.js"
+
+export type PruneScope = "none" | "set" | "all"
+
+export interface PlanOptions {
+  readonly names: Names
+  readonly realise: RealiseContext
+  /** The set the desired bottles belong to. */
+  readonly set: string
+  /** none: plain apply · set: `apply --prune` (this set only) · all: `reconcile --prune` (every set and leftover). */
+  readonly prune: PruneScope
+}
+
+type Item =
+  | { readonly kind: "container"; readonly c: ObservedContainer }
+  | { readonly kind: "network"; readonly n: ObservedNetwork }
+  | { readonly kind: "volume"; readonly v: ObservedVolume }
+  | { readonly kind: "machine"; readonly m: ObservedMachine }
+
+const bare = (name: string) => name.replace(/^\//, "")
+const itemName = (i: Item) => (i.kind === "container" ? bare(i.c.name) : i.kind === "network" ? i.n.name : i.kind === "volume" ? i.v.name : i.m.name)
+const itemLabels = (i: Item) => (i.kind === "container" ? i.c.labels : i.kind === "network" ? i.n.labels : i.kind === "volume" ? i.v.labels : i.m.labels)
+const isRunning = (state: string) => state === "running" || state === "restarting"
+
+class Builder {
+  readonly actions: Array<Action> = []
+  private readonly ids = new Set<string>()
+  add(a: Action): string {
+    if (this.ids.has(a.id)) throw new Error(`plan bug: duplicate action id ${a.id}`)
+    this.ids.add(a.id)
+    this.actions.push(a)
+    return a.id
+  }
+}
+
+export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, opts: PlanOptions): Plan => {
+  const { names } = opts
+  const prefix = names.prefix
+  const out = new Builder()
+  const notes: Array<string> = []
+  const partial = failures(observed)
+  const docker = observed.docker._tag === "Ok" ? observed.docker.value : undefined
+  const smol = observed.smolvm._tag === "Ok" ? observed.smolvm.value : observed.smolvm._tag === "Unavailable" ? { version: "", machines: [] } : undefined
+  const state = observed.state._tag === "Ok" ? observed.state.value : undefined
+  if (observed.smolvm._tag === "Unavailable") notes.push(`smolmachines backend unavailable: ${observed.smolvm.reason}`)
+  for (const i of state?.ignored ?? []) notes.push(`state/${i.name}: ${i.reason}; left alone`)
+
+  // Rule 3: everything without the prefix is invisible from here on.
+  const ownsByLabels = (name: string, labels: Readonly<Record<string, string>>) => {
+    const project = labels[Compose.project]
+    return names.owns(name) || (project !== undefined && names.owns(project))
+  }
+  const containers = (docker?.containers ?? []).filter((c) => ownsByLabels(c.name, c.labels))
+  const networks = (docker?.networks ?? []).filter((n) => ownsByLabels(n.name, n.labels))
+  const volumes = (docker?.volumes ?? []).filter((v) => ownsByLabels(v.name, v.labels))
+  const machines = (smol?.machines ?? []).filter((m) => names.owns(m.name))
+  const stateDirs = state?.dirs ?? []
+  const images = docker?.images ?? {}
+
+  const ownerOf = (i: Item): string | undefined => {
+    const labels = itemLabels(i)
+    if (labels[BL.managedBy] === MANAGED_BY && labels[BL.bottle]) return labels[BL.bottle]
+    const project = labels[Compose.project]
+    if (project !== undefined && names.owns(project)) return project.slice(prefix.length + 1)
+    const name = itemName(i)
+    for (const p of [`${prefix}-sidecars-`, `${prefix}-bundle-`]) if (name.startsWith(p)) return name.slice(p.length)
+    if (i.kind === "machine") return name.slice(prefix.length + 1)
+    return undefined
+  }
+  const setOf = (i: Item) => {
+    const l = itemLabels(i)
+    return l[BL.managedBy] === MANAGED_BY ? l[BL.set] : undefined
+  }
+
+  const all: Array<Item> = [
+    ...containers.map((c) => ({ kind: "container", c }) as const),
+    ...networks.map((n) => ({ kind: "network", n }) as const),
+    ...volumes.map((v) => ({ kind: "volume", v }) as const),
+    ...machines.map((m) => ({ kind: "machine", m }) as const)
+  ]
+  /** Items a desired bottle accounts for (kept, replaced or removed by its own planning). */
+  const claimed = new Set<Item>()
+  /** Items this plan removes. */
+  const removed = new Set<Item>()
+
+  const blockBottle = (b: DesiredBottle, rule: string, cause: string) =>
+    out.add(Action.Blocked({ id: `Blocked:bottle:${b.name}`, bottle: b.name, resource: b.name, kind: "bottle", rule, cause, after: [], error: true }))
+
+  // ---- the way up: every desired bottle --------------------------------------------------------
+  for (const b of desired) {
+    const mine = all.filter((i) => ownerOf(i) === b.name)
+    const foreignSet = mine.map(setOf).find((s) => s !== undefined && s !== b.set) ??
+      stateDirs.find((d) => d.name === b.name && d.metadata?.set !== undefined && d.metadata.set !== b.set)?.metadata?.set
+    if (foreignSet !== undefined) {
+      mine.forEach((i) => claimed.add(i))
+      blockBottle(b, "owned by another set", `bottle '${b.name}' belongs to set '${foreignSet}'; apply it with --set ${foreignSet}, or remove it there first`)
+      continue
+    }
+    if (docker === undefined) {
+      mine.forEach((i) => claimed.add(i))
+      blockBottle(b, "observation incomplete", "the Docker Engine could not be observed")
+      continue
+    }
+    if (b.backend === "smolmachines" && smol === undefined) {
+      mine.forEach((i) => claimed.add(i))
+      blockBottle(b, "observation incomplete", `smolvm could not be observed: ${observed.smolvm._tag === "Failed" ? observed.smolvm.error : ""}`)
+      continue
+    }
+    if (b.backend === "smolmachines" && observed.smolvm._tag === "Unavailable") {
+      mine.forEach((i) => claimed.add(i))
+      blockBottle(b, "backend unavailable", `backend smolmachines needs smolvm ≥ 1.8: ${observed.smolvm.reason}`)
+      continue
+    }
+
+    const sdId = planStateDir(out, b.name, b.backend === "docker" ? realiseDocker(b, opts.realise).stateDir : realiseSmolmachines(b, opts.realise).stateDir, stateDirs, state !== undefined)
+    const up = { out, containers, networks, images, claimed, removed, all }
+    if (b.backend === "docker") planDockerBottle(up, b, realiseDocker(b, opts.realise), names, sdId)
+    else planSmolBottle(up, b, realiseSmolmachines(b, opts.realise), machines, sdId)
+  }
+
+  // ---- the way down: prune -------------------------------------------------------------------
+  const desiredNames = new Set(desired.map((b) => b.name))
+  const groupRemovals = new Map<string, Array<string>>()
+  if (opts.prune !== "none") {
+    const candidates = all.filter((i) => !claimed.has(i) && !desiredNames.has(ownerOf(i) ?? "\u0000"))
+      .filter((i) => opts.prune === "all" || setOf(i) === opts.set)
+    const groups = new Map<string, Array<Item>>()
+    for (const i of candidates) {
+      const key = ownerOf(i) ?? ""
+      groups.set(key, [...(groups.get(key) ?? []), i])
+    }
+    for (const key of [...groups.keys()].sort()) {
+      const ids = planTeardown(out, key === "" ? undefined : key, groups.get(key)!)
+      groups.get(key)!.forEach((i) => removed.add(i))
+      groupRemovals.set(key, ids)
+    }
+  }
+
+  // ---- state dirs (rules 4 and 5) ------------------------------------------------------------
+  if (opts.prune !== "none") {
+    const surviving = all.filter((i) => !removed.has(i))
+    const sorted = [...stateDirs].sort((a, b) => a.name.localeCompare(b.name))
+    for (const d of sorted) {
+      if (desiredNames.has(d.name)) continue
+      if (opts.prune === "set" && d.metadata?.set !== opts.set) continue
+      const common = { id: `RemoveStateDir:${d.name}`, bottle: d.name, resource: d.path }
+      const block = (rule: string, cause: string, error: boolean) =>
+        out.add(Action.Blocked({ ...common, id: `Blocked:state:${d.name}`, kind: "state dir", rule, cause, after: [], error }))
+      if (d.preserve) { block("preserve", ".preserve marker: only a person removes this state dir", false); continue }
+      if (partial.length > 0) {
+        block("observation incomplete", `liveness unknown: ${partial.map((f) => `${f.source} failed (${f.error})`).join("; ")}`, true)
+        continue
+      }
+      const live = surviving.find((i) => ownerOf(i) === d.name || (ownerOf(i) === undefined && strayMatches(itemName(i), prefix, d.name)))
+      if (live !== undefined) {
+        block("live", `bottle is live: ${live.kind} ${itemName(live)}${live.kind === "container" ? ` (${live.c.state})` : live.kind === "machine" ? ` (${live.m.state})` : ""}`, false)
+        continue
+      }
+      out.add(Action.RemoveStateDir({ ...common, cause: "not in spec", after: groupRemovals.get(d.name) ?? [], root: state!.root, name: d.name }))
+    }
+  }
+  return { actions: out.actions, partial, notes }
+}
+
+/** A leftover without labels may still belong to a bottle by its name: assume it does (the safe side). */
+const strayMatches = (name: string, prefix: string, bottle: string) => {
+  const base = `${prefix}-${bottle}`
+  return name === base || name.startsWith(`${base}-`) || name.startsWith(`${base}_`)
+}
+
+const planStateDir = (out: Builder, bottle: string, spec: StateDirSpec, dirs: ReadonlyArray<ObservedStateDir>, observedState: boolean): string | undefined => {
+  const d = dirs.find((x) => x.name === bottle)
+  const common = { bottle, resource: spec.path, after: [] }
+  const ensure = (cause: string, exists: boolean) => out.add(Action.EnsureStateDir({ ...common, id: `EnsureStateDir:${bottle}`, cause, spec, exists }))
+  if (!observedState) return ensure("state dirs could not be listed; writing it is safe", true)
+  if (d === undefined) return ensure("missing", false)
+  if (d.metadata === undefined) return ensure("metadata.json missing", true)
+  if (d.metadata.specHash !== spec.specHash) return ensure("spec changed", true)
+  if (spec.preserve && !d.preserve) return ensure("preserve: true but no .preserve marker", true)
+  out.add(Action.Unchanged({ ...common, id: `Unchanged:state:${bottle}`, kind: "state dir", cause: "up to date" }))
+  return undefined
+}
+
+interface UpContext {
+  readonly out: Builder
+  readonly containers: ReadonlyArray<ObservedContainer>
+  readonly networks: ReadonlyArray<ObservedNetwork>
+  readonly images: Readonly<Record<string, string>>
+  readonly claimed: Set<Item>
+  readonly removed: Set<Item>
+  readonly all: ReadonlyArray<Item>
+}
+
+const claim = (ctx: UpContext, pred: (i: Item) => boolean) => ctx.all.filter(pred).forEach((i) => ctx.claimed.add(i))
+const markRemoved = (ctx: UpContext, pred: (i: Item) => boolean) => ctx.all.filter(pred).forEach((i) => ctx.removed.add(i))
+
+/** Networks: keep a matching one, replace a changed one, create a missing one. Returns the create id, if any. */
+const planNetwork = (ctx: UpContext, bottle: string, spec: NetworkSpec, after: ReadonlyArray<string>): string | undefined => {
+  const found = ctx.networks.filter((n) => n.name === spec.name)
+  claim(ctx, (i) => i.kind === "network" && found.includes(i.n))
+  const current = found.find((n) => n.labels[BL.specHash] === spec.hash)
+  const extras = found.filter((n) => n !== current)
+  const common = { bottle, resource: spec.name }
+  const removals = extras.map((n) =>
+    ctx.out.add(Action.RemoveNetwork({ ...common, id: `RemoveNetwork:${n.name}:${n.id.slice(0, 12)}`, cause: current === undefined ? "spec changed" : "duplicate network", after, networkId: n.id, replaced: current === undefined }))
+  )
+  markRemoved(ctx, (i) => i.kind === "network" && extras.includes(i.n))
+  if (current !== undefined) {
+    ctx.out.add(Action.Unchanged({ ...common, id: `Unchanged:network:${spec.name}`, kind: "network", cause: "up to date", after: [] }))
+    return undefined
+  }
+  return ctx.out.add(Action.CreateNetwork({ ...common, id: `CreateNetwork:${spec.name}`, cause: found.length > 0 ? "spec changed" : "missing", after: removals, spec, replaces: found.length > 0 }))
+}
+
+interface ContainerPlan {
+  /** The id dependents wait for before they may start: the start action, if any. */
+  readonly started: string | undefined
+  readonly replacedOrCreated: boolean
+}
+
+const planContainer = (
+  ctx: UpContext,
+  bottle: string,
+  spec: ContainerSpec,
+  candidates: ReadonlyArray<ObservedContainer>,
+  opts: {
+    /** The caller already removed the current container, for this reason. */
+    readonly removedFor?: string
+    readonly createAfter: ReadonlyArray<string>
+    readonly startAfter: ReadonlyArray<string>
+  }
+): ContainerPlan => {
+  claim(ctx, (i) => i.kind === "container" && candidates.includes(i.c))
+  const current = candidates.find((c) => bare(c.name) === spec.name)
+  const extras = candidates.filter((c) => c !== current)
+  const common = { bottle, resource: spec.name }
+  const removeIds = extras.map((c) =>
+    ctx.out.add(Action.RemoveContainer({ bottle, resource: bare(c.name), id: `RemoveContainer:${bare(c.name)}`, cause: `duplicate of ${spec.name}`, after: [], containerId: c.id, replaced: false }))
+  )
+  markRemoved(ctx, (i) => i.kind === "container" && extras.includes(i.c))
+
+  let drift: string | undefined
+  if (current !== undefined) {
+    const imageNow = ctx.images[spec.image]
+    if (current.labels[BL.specHash] !== spec.hash) {
+      const fields = changedFields(current.labels[BL.specFields], spec.fields)
+      drift = current.labels[BL.specHash] === undefined ? "not made by bottle" : fields.length > 0 ? `spec changed: ${fields.join(", ")}` : "spec hash changed"
+    } else if (imageNow !== undefined && imageNow !== current.imageId) drift = `image ${spec.image} changed (now ${imageNow.replace(/^sha256:/, "").slice(0, 12)})`
+    else if (current.state === "dead" || current.state === "removing") drift = `container is ${current.state}`
+  }
+  if (current !== undefined && drift === undefined) {
+    if (isRunning(current.state) || current.state === "paused") {
+      ctx.out.add(Action.Unchanged({ ...common, id: `Unchanged:container:${spec.name}`, kind: "container", cause: current.state, after: [] }))
+      return { started: undefined, replacedOrCreated: false }
+    }
+    const started = ctx.out.add(Action.StartContainer({ ...common, id: `StartContainer:${spec.name}`, cause: `stopped (${current.state})`, after: [...removeIds, ...opts.startAfter], created: false }))
+    return { started, replacedOrCreated: false }
+  }
+  if (current !== undefined) {
+    removeIds.push(ctx.out.add(Action.RemoveContainer({ ...common, id: `RemoveContainer:${spec.name}`, cause: drift!, after: [], containerId: current.id, replaced: true })))
+    markRemoved(ctx, (i) => i.kind === "container" && i.c === current)
+  }
+  const created = ctx.out.add(Action.CreateContainer({ ...common, id: `CreateContainer:${spec.name}`, cause: drift ?? opts.removedFor ?? "missing", after: [...opts.createAfter, ...removeIds], spec, replaces: current !== undefined || opts.removedFor !== undefined }))
+  const started = ctx.out.add(Action.StartContainer({ ...common, id: `StartContainer:${spec.name}`, cause: "created", after: [created, ...opts.startAfter], created: true }))
+  return { started, replacedOrCreated: true }
+}
+
+const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof realiseDocker>, names: Names, sdId: string | undefined) => {
+  const project = names.project(b.name)
+  const inProject = (labels: Readonly<Record<string, string>>) => labels[Compose.project] === project
+  const projectContainers = ctx.containers.filter((c) => inProject(c.labels))
+  const wantedServices = new Set<string>(r.containers.map((c) => c.service))
+  const wantedNetworks = new Set(r.networks.map((n) => n.name))
+
+  // Containers of this project that the spec no longer has: removed first, they may hold networks.
+  const strayServices = projectContainers.filter((c) => !wantedServices.has(c.labels[Compose.service] ?? ""))
+  claim(ctx, (i) => i.kind === "container" && strayServices.includes(i.c))
+  markRemoved(ctx, (i) => i.kind === "container" && strayServices.includes(i.c))
+  const strayServiceRemovals = strayServices.map((c) =>
+    ctx.out.add(Action.RemoveContainer({ bottle: b.name, resource: bare(c.name), id: `RemoveContainer:${bare(c.name)}`, cause: `service '${c.labels[Compose.service] ?? "?"}' not in spec`, after: [], containerId: c.id, replaced: false }))
+  )
+
+  // A network that must be made anew takes its containers with it: they are removed first and recreated on the new one.
+  const networkChanges = r.networks.filter((spec) => !ctx.networks.some((n) => n.name === spec.name && n.labels[BL.specHash] === spec.hash))
+  const candidatesFor = (spec: ContainerSpec) =>
+    ctx.containers.filter((c) => (inProject(c.labels) && c.labels[Compose.service] === spec.service) || bare(c.name) === spec.name)
+  const forceReplace = networkChanges.length > 0 ? `network ${networkChanges.map((n) => n.name).join(", ")} is made anew` : undefined
+  const preRemovals: Array<string> = []
+  const removedNames = new Set<string>()
+  if (forceReplace !== undefined) {
+    for (const spec of [...r.containers].reverse()) {
+      const candidates = candidatesFor(spec)
+      for (const c of candidates) {
+        preRemovals.push(ctx.out.add(Action.RemoveContainer({ bottle: b.name, resource: bare(c.name), id: `RemoveContainer:${bare(c.name)}`, cause: forceReplace, after: [], containerId: c.id, replaced: bare(c.name) === spec.name })))
+        if (bare(c.name) === spec.name) removedNames.add(spec.name)
+      }
+      claim(ctx, (i) => i.kind === "container" && candidates.includes(i.c))
+      markRemoved(ctx, (i) => i.kind === "container" && candidates.includes(i.c))
+    }
+  }
+  const networkIds = r.networks.flatMap((spec) => planNetwork(ctx, b.name, spec, [...preRemovals, ...strayServiceRemovals]) ?? [])
+  // Networks of the project that the spec does not have.
+  const extraNetworks = ctx.networks.filter((n) => inProject(n.labels) && !wantedNetworks.has(n.name))
+  claim(ctx, (i) => i.kind === "network" && extraNetworks.includes(i.n))
+  markRemoved(ctx, (i) => i.kind === "network" && extraNetworks.includes(i.n))
+  for (const n of extraNetworks) {
+    ctx.out.add(Action.RemoveNetwork({ bottle: b.name, resource: n.name, id: `RemoveNetwork:${n.name}:${n.id.slice(0, 12)}`, cause: "not in spec", after: [...strayServiceRemovals, ...preRemovals], networkId: n.id, replaced: false }))
+  }
+
+  let previousStart: string | undefined
+  for (const spec of r.containers) {
+    const p = planContainer(ctx, b.name, spec, forceReplace !== undefined ? [] : candidatesFor(spec), {
+      ...(removedNames.has(spec.name) ? { removedFor: forceReplace! } : {}),
+      createAfter: [...networkIds, ...(sdId ? [sdId] : []), ...preRemovals],
+      // The agent starts once its proxy has: sidecars → agent.
+      startAfter: previousStart ? [previousStart] : []
+    })
+    if (p.started) previousStart = p.started
+  }
+}
+
+const planSmolBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof realiseSmolmachines>, machines: ReadonlyArray<ObservedMachine>, sdId: string | undefined) => {
+  const netChanged = !ctx.networks.some((n) => n.name === r.network.name && n.labels[BL.specHash] === r.network.hash)
+  const candidates = ctx.containers.filter((c) => bare(c.name) === r.bundle.name)
+  const why = `network ${r.network.name} is made anew`
+  // The bundle holds the network: it goes first when the network is made anew.
+  const pre = netChanged
+    ? candidates.map((c) => ctx.out.add(Action.RemoveContainer({ bottle: b.name, resource: bare(c.name), id: `RemoveContainer:${bare(c.name)}`, cause: why, after: [], containerId: c.id, replaced: true })))
+    : []
+  if (netChanged) {
+    claim(ctx, (i) => i.kind === "container" && candidates.includes(i.c))
+    markRemoved(ctx, (i) => i.kind === "container" && candidates.includes(i.c))
+  }
+  const netId = planNetwork(ctx, b.name, r.network, pre)
+  const bundle = planContainer(ctx, b.name, r.bundle, netChanged ? [] : candidates, {
+    ...(netChanged && candidates.length > 0 ? { removedFor: why } : {}),
+    createAfter: [...(netId ? [netId] : []), ...(sdId ? [sdId] : []), ...pre],
+    startAfter: []
+  })
+  planMachine(ctx, b, r.machine, machines, bundle, sdId)
+}
+
+const planMachine = (ctx: UpContext, b: DesiredBottle, spec: MachineSpec, machines: ReadonlyArray<ObservedMachine>, bundle: ContainerPlan, sdId: string | undefined) => {
+  const m = machines.find((x) => x.name === spec.name)
+  claim(ctx, (i) => i.kind === "machine" && i.m === m)
+  const common = { bottle: b.name, resource: spec.name }
+  const bundleNow = ctx.containers.find((c) => bare(c.name) === spec.bundleContainer)
+  const ipNow = bundleNow?.ips[spec.bundleNetwork]
+  let drift: string | undefined
+  if (m !== undefined) {
+    if (m.labels[BL.specHash] !== spec.hash) {
+      const fields = changedFields(m.labels[BL.specFields], spec.labels[BL.specFields]!)
+      drift = m.labels[BL.specHash] === undefined ? "not made by bottle" : fields.length > 0 ? `spec changed: ${fields.join(", ")}` : "spec hash changed"
+    } else if (bundle.replacedOrCreated) drift = "its sidecar bundle is made anew (new address)"
+    else if (ipNow !== undefined && m.labels[EGRESS_IP_LABEL] !== ipNow) drift = `bundle address changed (${m.labels[EGRESS_IP_LABEL] ?? "none"} → ${ipNow})`
+  }
+  const waitBundle = bundle.started ? [bundle.started] : []
+  if (m !== undefined && drift === undefined) {
+    if (m.state === "running" || m.state === "frozen") {
+      ctx.out.add(Action.Unchanged({ ...common, id: `Unchanged:machine:${spec.name}`, kind: "machine", cause: m.state, after: [] }))
+      return
+    }
+    const stop = m.state === "unreachable"
+      ? [ctx.out.add(Action.StopMachine({ ...common, id: `StopMachine:${spec.name}`, cause: "unreachable: restarting it", after: [], replaced: false }))]
+      : []
+    ctx.out.add(Action.StartMachine({ ...common, id: `StartMachine:${spec.name}`, cause: `stopped (${m.state})`, after: [...stop, ...waitBundle], created: false }))
+    return
+  }
+  const removal: Array<string> = []
+  if (m !== undefined) {
+    const stop = ctx.out.add(Action.StopMachine({ ...common, id: `StopMachine:${spec.name}`, cause: drift!, after: [], replaced: true }))
+    removal.push(ctx.out.add(Action.DeleteMachine({ ...common, id: `DeleteMachine:${spec.name}`, cause: drift!, after: [stop], replaced: true })))
+    ctx.removed.add(ctx.all.find((i) => i.kind === "machine" && i.m === m)!)
+  }
+  const created = ctx.out.add(Action.CreateMachine({ ...common, id: `CreateMachine:${spec.name}`, cause: drift ?? "missing", after: [...removal, ...waitBundle, ...(sdId ? [sdId] : [])], spec, replaces: m !== undefined }))
+  ctx.out.add(Action.StartMachine({ ...common, id: `StartMachine:${spec.name}`, cause: "created", after: [created], created: true }))
+}
+
+/** Removes one group of leftovers in the order of rule 2: machines and agents, then sidecars, then networks and volumes. */
+const planTeardown = (out: Builder, bottle: string | undefined, items: ReadonlyArray<Item>): Array<string> => {
+  const byName = (a: Item, b: Item) => itemName(a).localeCompare(itemName(b))
+  const ids: Array<string> = []
+  const cause = bottle === undefined ? "leftover" : "not in spec"
+  const first: Array<string> = []
+  for (const i of items.filter((x) => x.kind === "machine").sort(byName)) {
+    if (i.kind !== "machine") continue
+    const common = { bottle, resource: i.m.name, cause }
+    const needsStop = !["stopped", "created", "failed"].includes(i.m.state)
+    const stop = needsStop ? [out.add(Action.StopMachine({ ...common, id: `StopMachine:${i.m.name}`, after: [], replaced: false }))] : []
+    first.push(out.add(Action.DeleteMachine({ ...common, id: `DeleteMachine:${i.m.name}`, after: stop, replaced: false })))
+  }
+  const isAgent = (c: ObservedContainer) => c.labels[Compose.service] === "agent"
+  const cs = items.flatMap((i) => (i.kind === "container" ? [i.c] : [])).sort((a, b) => bare(a.name).localeCompare(bare(b.name)))
+  const removeContainer = (c: ObservedContainer, after: ReadonlyArray<string>) =>
+    out.add(Action.RemoveContainer({ bottle, resource: bare(c.name), id: `RemoveContainer:${bare(c.name)}`, cause, after, containerId: c.id, replaced: false }))
+  for (const c of cs.filter(isAgent)) first.push(removeContainer(c, []))
+  const containerIds = [...first]
+  for (const c of cs.filter((c) => !isAgent(c))) containerIds.push(removeContainer(c, first))
+  ids.push(...containerIds)
+  for (const i of items.filter((x) => x.kind === "network").sort(byName)) {
+    if (i.kind !== "network") continue
+    ids.push(out.add(Action.RemoveNetwork({ bottle, resource: i.n.name, id: `RemoveNetwork:${i.n.name}:${i.n.id.slice(0, 12)}`, cause, after: containerIds, networkId: i.n.id, replaced: false })))
+  }
+  for (const i of items.filter((x) => x.kind === "volume").sort(byName)) {
+    if (i.kind !== "volume") continue
+    ids.push(out.add(Action.RemoveVolume({ bottle, resource: i.v.name, id: `RemoveVolume:${i.v.name}`, cause, after: containerIds })))
+  }
+  return ids
+}
+
+export type { ResourceKind }

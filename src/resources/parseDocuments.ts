@@ -1,0 +1,196 @@
+/**
+ * Parses spec text (YAML or TOML) into plain values with a source position for
+ * every field path, refusing what YAML would silently reinterpret. Pure.
+ */
+import { parse as parseToml, TomlError } from "smol-toml"
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, type Node as YamlNode } from "yaml"
+import type { SpecProblem } from "./specError.js"
+
+export interface Position { readonly line: number; readonly column: number }
+
+/** One document of a spec file, before schema decoding. */
+export interface ParsedDocument {
+  readonly value: unknown
+  readonly position: Position
+  /** Position of each field, keyed by `pathKey(path)`. */
+  readonly positions: ReadonlyMap<string, Position>
+}
+
+export type ParseResult =
+  | { readonly _tag: "Ok"; readonly documents: ReadonlyArray<ParsedDocument> }
+  | { readonly _tag: "Err"; readonly problems: ReadonlyArray<SpecProblem> }
+
+export const pathKey = (path: ReadonlyArray<PropertyKey>): string => path.map(String).join("\u0000")
+export const pathText = (path: ReadonlyArray<PropertyKey>): string =>
+  path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("")
+
+/** A spec file larger than this is refused before parsing. */
+export const MAX_SPEC_BYTES = 1024 * 1024
+/** Nodes one document may expand to (aliases included): stops alias bombs. */
+const MAX_NODES = 10_000
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"])
+/** Plain scalars that YAML 1.1 reads as booleans but YAML 1.2 as strings. */
+const YAML11_BOOL = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/
+/** Plain scalars whose number value depends on the YAML version (octal, sexagesimal, underscores). */
+const AMBIGUOUS_NUMBER = /^([-+]?0[0-9_]+|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?|[-+]?[0-9]+_[0-9_]*(\.[0-9_]*)?|0o[0-7]+|0x[0-9a-fA-F]+)$/
+
+export const parseSpecText = (file: string, text: string): ParseResult =>
+  /\.toml$/i.test(file) ? parseTomlText(file, text) : parseYamlText(file, text)
+
+const parseYamlText = (file: string, text: string): ParseResult => {
+  const lineCounter = new LineCounter()
+  const problems: Array<SpecProblem> = []
+  const at = (offset: number | undefined): Position => {
+    const p = lineCounter.linePos(offset ?? 0)
+    return { line: p.line, column: p.col }
+  }
+  const docs = parseAllDocuments(text, {
+    lineCounter,
+    merge: false,
+    uniqueKeys: true,
+    strict: true,
+    prettyErrors: false,
+    version: "1.2"
+  })
+  const list = Array.isArray(docs) ? docs : [docs]
+  const documents: Array<ParsedDocument> = []
+  for (const doc of list) {
+    for (const e of [...doc.errors, ...doc.warnings]) {
+      const pos = at(e.pos[0])
+      problems.push({ file, ...pos, field: "", message: `YAML: ${firstLine(e.message)}` })
+    }
+    if (doc.errors.length > 0 || doc.warnings.length > 0) continue
+    if (doc.contents === null) continue // an empty document, e.g. after a trailing `---`
+    const positions = new Map<string, Position>()
+    let nodes = 0
+    const toValue = (node: unknown, path: Array<PropertyKey>): unknown => {
+      if (++nodes > MAX_NODES) throw new Refusal(path, `document expands to more than ${MAX_NODES} values (alias bomb?)`)
+      if (isAlias(node)) {
+        const target = node.resolve(doc)
+        if (target === undefined) throw new Refusal(path, `unknown alias *${node.source}`)
+        return toValue(target, path)
+      }
+      const n = node as YamlNode
+      if (n.range) positions.set(pathKey(path), at(n.range[0]))
+      if (n.tag !== undefined && !n.tag.startsWith("tag:yaml.org,2002:")) {
+        throw new Refusal(path, `custom YAML tag ${n.tag} is not allowed`)
+      }
+      if (isMap(node)) {
+        const out: Record<string, unknown> = {}
+        for (const pair of node.items) {
+          if (!isPair(pair)) continue
+          const keyNode = pair.key
+          const key = isScalar(keyNode) ? keyNode.value : undefined
+          if (typeof key !== "string") {
+            throw new Refusal(path, `keys must be plain strings, found ${isScalar(keyNode) ? JSON.stringify(keyNode.value) : "a complex key"}`)
+          }
+          const keyPath = [...path, key]
+          if (isScalar(keyNode) && keyNode.range) positions.set(pathKey(keyPath), at(keyNode.range[0]))
+          if (key === "<<") throw new Refusal(keyPath, "YAML merge keys (<<) are not allowed; write the fields out")
+          if (FORBIDDEN_KEYS.has(key)) throw new Refusal(keyPath, `'${key}' is not allowed as a key`)
+          Object.defineProperty(out, key, { value: toValue(pair.value, keyPath), enumerable: true, writable: true, configurable: true })
+        }
+        return out
+      }
+      if (isSeq(node)) return node.items.map((item, i) => toValue(item, [...path, i]))
+      if (isScalar(node)) {
+        if (node.type === Scalar.PLAIN && typeof node.source === "string") {
+          if (YAML11_BOOL.test(node.source)) {
+            throw new Refusal(path, `'${node.source}' is ambiguous (YAML 1.1 reads it as a boolean): quote it for a string, or write true/false`)
+          }
+          if (AMBIGUOUS_NUMBER.test(node.source)) {
+            throw new Refusal(path, `'${node.source}' is ambiguous (YAML versions read it as different numbers): quote it`)
+          }
+        }
+        return node.value
+      }
+      if (node === null || node === undefined) return null
+      throw new Refusal(path, "unsupported YAML node")
+    }
+    try {
+      const value = toValue(doc.contents, [])
+      documents.push({ value, position: at(doc.contents.range?.[0]), positions })
+    } catch (e) {
+      if (!(e instanceof Refusal)) throw e
+      const pos = positions.get(pathKey(e.path)) ?? nearest(positions, e.path) ?? at(doc.contents.range?.[0])
+      problems.push({ file, ...pos, field: pathText(e.path), message: e.message })
+    }
+  }
+  return problems.length > 0 ? { _tag: "Err", problems } : { _tag: "Ok", documents }
+}
+
+const parseTomlText = (file: string, text: string): ParseResult => {
+  let value: unknown
+  try {
+    value = parseToml(text)
+  } catch (e) {
+    if (e instanceof TomlError) {
+      return { _tag: "Err", problems: [{ file, line: e.line, column: e.column, field: "", message: `TOML: ${firstLine(e.message)}` }] }
+    }
+    throw e
+  }
+  const positions = new Map<string, Position>()
+  const lines = text.split("\n")
+  // smol-toml keeps no positions: find each key's line by its table header and key, which is what a person reading the file would do.
+  const walk = (v: unknown, path: Array<PropertyKey>): void => {
+    if (path.length > 0) {
+      const pos = findTomlKey(lines, path)
+      if (pos) positions.set(pathKey(path), pos)
+    }
+    if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]))
+    else if (v !== null && typeof v === "object" && !(v instanceof Date)) {
+      for (const [k, x] of Object.entries(v)) {
+        if (FORBIDDEN_KEYS.has(k)) throw new Refusal([...path, k], `'${k}' is not allowed as a key`)
+        walk(x, [...path, k])
+      }
+    }
+  }
+  try {
+    walk(value, [])
+  } catch (e) {
+    if (!(e instanceof Refusal)) throw e
+    const pos = positions.get(pathKey(e.path)) ?? { line: 1, column: 1 }
+    return { _tag: "Err", problems: [{ file, ...pos, field: pathText(e.path), message: e.message }] }
+  }
+  return { _tag: "Ok", documents: [{ value, position: { line: 1, column: 1 }, positions }] }
+}
+
+const findTomlKey = (lines: ReadonlyArray<string>, path: ReadonlyArray<PropertyKey>): Position | undefined => {
+  const keys = path.filter((p): p is string => typeof p === "string")
+  const last = keys[keys.length - 1]
+  if (last === undefined) return undefined
+  const table = keys.slice(0, -1).join(".")
+  const header = new RegExp(`^\\s*\\[\\s*${escape(keys.join("."))}\\s*\\]`)
+  const keyLine = new RegExp(`^\\s*("?)${escape(last)}\\1\\s*=`)
+  let current = ""
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!
+    if (header.test(line)) return { line: i + 1, column: line.indexOf("[") + 1 }
+    const h = /^\s*\[\s*([^\]]+?)\s*\]/.exec(line)
+    if (h) { current = h[1]!; continue }
+    if (keyLine.test(line) && (current === table || table.endsWith(current) || current === "")) {
+      return { line: i + 1, column: line.search(/\S/) + 1 }
+    }
+    // dotted or inline keys: `env = { A = "1" }` or `spec.env.A = "1"`
+    if (keys.length > 1 && new RegExp(`(^|[\\s{,.])${escape(last)}\\s*=`).test(line) && line.includes(keys[keys.length - 2]!)) {
+      return { line: i + 1, column: line.search(new RegExp(escape(last))) + 1 }
+    }
+  }
+  return undefined
+}
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+const firstLine = (s: string) => s.split("\n")[0]!.trim()
+
+/** The closest recorded position at or above a path. */
+export const nearest = (positions: ReadonlyMap<string, Position>, path: ReadonlyArray<PropertyKey>): Position | undefined => {
+  for (let n = path.length; n >= 0; n--) {
+    const p = positions.get(pathKey(path.slice(0, n)))
+    if (p) return p
+  }
+  return undefined
+}
+
+class Refusal {
+  constructor(readonly path: ReadonlyArray<PropertyKey>, readonly message: string) {}
+}
