@@ -162,7 +162,9 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
 
   // ---- state dirs (rules 4 and 5) ------------------------------------------------------------
   if (opts.prune !== "none") {
-    const surviving = all.filter((i) => !removed.has(i))
+    // Machines and containers first: they are what "live" means to a person.
+    const rank = { machine: 0, container: 1, network: 2, volume: 3 } as const
+    const surviving = all.filter((i) => !removed.has(i)).sort((a, b) => rank[a.kind] - rank[b.kind])
     const sorted = [...stateDirs].sort((a, b) => a.name.localeCompare(b.name))
     for (const d of sorted) {
       if (desiredNames.has(d.name)) continue

@@ -76,6 +76,10 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string) =>
         }
         seen.set(name, { file, line: namePos.line })
 
+        if (b.spec.backend === "smolmachines" && b.spec.command !== undefined) {
+          const p = at(["spec", "command"])
+          problem(file, "not supported by the smolmachines backend: smolvm runs the image's own entrypoint", p.line, p.column, "spec.command")
+        }
         let prompt = b.spec.prompt
         if (b.spec.prompt !== undefined && b.spec.promptFile !== undefined) {
           const p = at(["spec", "promptFile"])

@@ -55,11 +55,13 @@ const parseYamlText = (file: string, text: string): ParseResult => {
   const list = Array.isArray(docs) ? docs : [docs]
   const documents: Array<ParsedDocument> = []
   for (const doc of list) {
-    for (const e of [...doc.errors, ...doc.warnings]) {
+    // Unresolved tags are reported below with their field path.
+    const issues = [...doc.errors, ...doc.warnings.filter((w) => w.code !== "TAG_RESOLVE_FAILED")]
+    for (const e of issues) {
       const pos = at(e.pos[0])
       problems.push({ file, ...pos, field: "", message: `YAML: ${firstLine(e.message)}` })
     }
-    if (doc.errors.length > 0 || doc.warnings.length > 0) continue
+    if (issues.length > 0) continue
     if (doc.contents === null) continue // an empty document, e.g. after a trailing `---`
     const positions = new Map<string, Position>()
     let nodes = 0

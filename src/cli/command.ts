@@ -1,0 +1,15 @@
+/** The command tree. */
+import { Command } from "@effect/cli"
+import { apply } from "./apply.js"
+import { diff } from "./diff.js"
+import { get } from "./get.js"
+import { reconcile } from "./reconcile.js"
+
+export const VERSION = "0.1.0"
+
+export const root = Command.make("bottle").pipe(
+  Command.withDescription("run AI coding agents in sandboxes, declaratively"),
+  Command.withSubcommands([apply, diff, reconcile, get])
+)
+
+export const cli = Command.run(root, { name: "bottle", version: VERSION })

@@ -1,0 +1,26 @@
+/** `bottle diff -f spec.yaml [--prune]`: the plan apply would run. Exit 0 in sync, 1 changes pending, 2 error. */
+import { Command } from "@effect/cli"
+import { Effect } from "effect"
+import { isMutating } from "../reconcilers/actions.js"
+import { planJson, renderPlan } from "../reconcilers/render.js"
+import { exitWith } from "./exit.js"
+import { files, output, prune, set } from "./options.js"
+import { err, json, out, style } from "./output.js"
+import { loadDesired, needsAttention, observeAndPlan } from "./pipeline.js"
+import { SettingsTag } from "./settings.js"
+
+export const diff = Command.make("diff", { files, prune, set, output }, (o) =>
+  Effect.gen(function* () {
+    if (o.files.length === 0) {
+      err("error: diff needs at least one -f spec file or directory (bottle reconcile --prune --dry-run previews a full cleanup)")
+      return yield* Effect.fail(exitWith(2))
+    }
+    const settings = yield* SettingsTag
+    const desired = yield* loadDesired(o.files, o.set)
+    const p = yield* observeAndPlan(settings, desired, { files: o.files, set: o.set, prune: o.prune ? "set" : "none", output: o.output })
+    if (o.output === "json") json(planJson(p))
+    else out(renderPlan(p, style()))
+    if (needsAttention(p)) return yield* Effect.fail(exitWith(2))
+    if (p.actions.some(isMutating)) return yield* Effect.fail(exitWith(1))
+  })
+).pipe(Command.withDescription("print the plan apply would run and change nothing; exit 0 in sync, 1 changes pending, 2 error"))

@@ -1,0 +1,86 @@
+/** `bottle get [-o table|json]`: what is live, across every backend. */
+import { Command } from "@effect/cli"
+import { Effect } from "effect"
+import { observe } from "../observers/observe.js"
+import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
+import type { Observed } from "../resources/observed.js"
+import type { Names } from "../resources/names.js"
+import { exitWith } from "./exit.js"
+import { output } from "./options.js"
+import { err, json, out } from "./output.js"
+import { SettingsTag } from "./settings.js"
+
+export interface BottleRow {
+  readonly backend: string
+  readonly name: string
+  readonly set: string
+  readonly state: string
+  readonly services: ReadonlyArray<string>
+  readonly stateDir: "present" | "preserved" | "none"
+}
+
+/** One row per bottle found on any backend or only as a state dir. Pure. */
+export const bottleRows = (o: Observed, names: Names): ReadonlyArray<BottleRow> => {
+  const rows = new Map<string, { backend: Set<string>; set: string; states: Array<string>; services: Array<string> }>()
+  const row = (name: string) => {
+    let r = rows.get(name)
+    if (!r) rows.set(name, (r = { backend: new Set(), set: "", states: [], services: [] }))
+    return r
+  }
+  const p = names.prefix
+  if (o.docker._tag === "Ok") {
+    for (const c of o.docker.value.containers) {
+      const project = c.labels[Compose.project]
+      const owner = c.labels[BL.managedBy] === MANAGED_BY ? c.labels[BL.bottle]
+        : project !== undefined && names.owns(project) ? project.slice(p.length + 1)
+        : names.owns(c.name) ? c.name.slice(p.length + 1) : undefined
+      if (owner === undefined) continue
+      const r = row(owner)
+      r.backend.add(c.labels[BL.backend] ?? (c.labels[BL.managedBy] === MANAGED_BY ? "docker" : "leftover"))
+      r.set ||= c.labels[BL.set] ?? ""
+      r.states.push(c.state)
+      r.services.push(`${c.labels[Compose.service] ?? (c.name.startsWith(`${p}-sidecars-`) ? "sidecars" : c.name)}:${c.state}`)
+    }
+  }
+  if (o.smolvm._tag === "Ok") {
+    for (const m of o.smolvm.value.machines.filter((m) => names.owns(m.name))) {
+      const r = row(m.labels[BL.bottle] ?? m.name.slice(p.length + 1))
+      r.backend.add("smolmachines")
+      r.set ||= m.labels[BL.set] ?? ""
+      r.states.push(m.state)
+      r.services.push(`vm:${m.state}`)
+    }
+  }
+  const dirs = o.state._tag === "Ok" ? o.state.value.dirs : []
+  for (const d of dirs) {
+    const r = row(d.name)
+    r.set ||= d.metadata?.set ?? ""
+    if (r.backend.size === 0) r.backend.add(d.metadata?.backend ?? "-")
+  }
+  return [...rows.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, r]) => {
+    const d = dirs.find((x) => x.name === name)
+    const state = r.states.length === 0 ? "state only" : r.states.every((s) => s === "running") ? "running" : r.states.some((s) => s === "running") ? "degraded" : "stopped"
+    return { backend: [...r.backend].sort().join("+"), name, set: r.set || "-", state, services: r.services.sort(), stateDir: d === undefined ? "none" : d.preserve ? "preserved" : "present" }
+  })
+}
+
+const table = (rows: ReadonlyArray<ReadonlyArray<string>>) => {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n")
+}
+
+export const get = Command.make("get", { output }, (o) =>
+  Effect.gen(function* () {
+    const settings = yield* SettingsTag
+    const observed = yield* observe(settings)
+    const rows = bottleRows(observed, settings.names)
+    const failed = [observed.docker, observed.smolvm, observed.state].flatMap((s) => (s._tag === "Failed" ? [`${s.source}: ${s.error}`] : []))
+    if (o.output === "json") json({ bottles: rows, failed })
+    else {
+      if (rows.length === 0) out("No bottles.")
+      else out(table([["BACKEND", "NAME", "SET", "STATE", "STATE DIR", "SERVICES"], ...rows.map((r) => [r.backend, r.name, r.set, r.state, r.stateDir, r.services.join(",")])]))
+      for (const f of failed) err(`error: observation incomplete: ${f}`)
+    }
+    if (failed.length > 0) return yield* Effect.fail(exitWith(2))
+  })
+).pipe(Command.withDescription("list what is live, across every backend"))

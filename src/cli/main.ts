@@ -1,0 +1,50 @@
+/**
+ * Builds the one MainLayer and runs the command tree; maps every way a
+ * command can end to the design's exit codes.
+ */
+import { NodeContext } from "@effect/platform-node"
+import { ValidationError } from "@effect/cli"
+import { Cause, Effect, Exit, Layer } from "effect"
+import * as DockerEngine from "../observers/DockerEngine.js"
+import * as Smolvm from "../observers/Smolvm.js"
+import { formatProblem } from "../resources/specError.js"
+import { EnvError, readSettings } from "../resources/settings.js"
+import { cli } from "./command.js"
+import * as Confirm from "./confirm.js"
+import { err } from "./output.js"
+import { SettingsTag } from "./settings.js"
+
+export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
+  let settings
+  try {
+    settings = readSettings()
+  } catch (e) {
+    if (e instanceof EnvError) { err(`error: ${e.message}`); return 2 }
+    throw e
+  }
+  const MainLayer = Layer.mergeAll(
+    Layer.succeed(SettingsTag, settings),
+    DockerEngine.layer({ endpoint: settings.docker, timeout: `${settings.dockerTimeoutSeconds} seconds`, pullTimeout: "30 minutes" }),
+    Smolvm.layer({ binary: settings.smolvmBinary, timeout: `${settings.smolvmTimeoutSeconds} seconds` }).pipe(Layer.provide(NodeContext.layer)),
+    Confirm.layer,
+    NodeContext.layer
+  )
+  const program = cli(argv).pipe(
+    Effect.as(0),
+    Effect.catchTags({
+      ExitCode: (e) => Effect.succeed(e.code),
+      SpecError: (e) => Effect.sync(() => {
+        err(e.problems.map((p) => `error: ${formatProblem(p)}`).join("\n"))
+        err("Nothing was changed.")
+        return 2
+      }),
+      LockHeld: (e) => Effect.sync(() => { err(`error: ${e.message}`); return 2 })
+    }),
+    Effect.catchIf(ValidationError.isValidationError, () => Effect.succeed(2)),
+    Effect.provide(MainLayer)
+  )
+  const exit = await Effect.runPromiseExit(program)
+  if (Exit.isSuccess(exit)) return exit.value
+  err(`bottle: unexpected failure:\n${Cause.pretty(exit.cause)}`)
+  return 2
+}

@@ -1,0 +1,122 @@
+/**
+ * The flow every mutating command shares: load → lock → observe → plan →
+ * show → confirm → execute → report. Exit codes as in the design.
+ */
+import { Effect } from "effect"
+import { observe } from "../observers/observe.js"
+import type { Observed } from "../resources/observed.js"
+import { loadSpecs } from "../resources/loadSpecs.js"
+import type { DesiredBottle } from "../resources/desired.js"
+import type { Settings } from "../resources/settings.js"
+import { isDestructive, isMutating, type Plan } from "../reconcilers/actions.js"
+import { execute } from "../reconcilers/execute.js"
+import { withLock } from "../reconcilers/lock.js"
+import { plan as makePlan, type PruneScope } from "../reconcilers/plan.js"
+import { actionJson, planJson, renderPlan, renderReport } from "../reconcilers/render.js"
+import { hasFailures } from "../reconcilers/report.js"
+import { makeRunner } from "../reconcilers/runAction.js"
+import { Confirm } from "./confirm.js"
+import { exitWith } from "./exit.js"
+import { err, json, out, style } from "./output.js"
+import { SettingsTag } from "./settings.js"
+
+export interface PlanRequest {
+  readonly files: ReadonlyArray<string>
+  readonly set: string
+  readonly prune: PruneScope
+  readonly output: "table" | "json"
+}
+
+export const loadDesired = (files: ReadonlyArray<string>, set: string) =>
+  files.length === 0 ? Effect.succeed<ReadonlyArray<DesiredBottle>>([]) : loadSpecs(files, set)
+
+/** Observes and plans; an unreachable Docker Engine ends the command with 2 before anything is planned. */
+export const observeAndPlan = (settings: Settings, desired: ReadonlyArray<DesiredBottle>, req: PlanRequest) =>
+  Effect.gen(function* () {
+    const observed: Observed = yield* observe(settings)
+    if (observed.docker._tag === "Failed") {
+      if (req.output === "json") json({ error: observed.docker.error, endpoint: settings.docker.display })
+      else err(`error: ${observed.docker.error}\nNothing was changed.`)
+      return yield* Effect.fail(exitWith(2))
+    }
+    const p = makePlan(desired, observed, {
+      names: settings.names,
+      realise: { names: settings.names, stateRoot: settings.stateRoot, egressImage: settings.egressImage },
+      set: req.set,
+      prune: req.prune
+    })
+    return p
+  })
+
+/** Blocked entries that need the user (not safety rules doing their job) and partial snapshots are errors. */
+export const needsAttention = (p: Plan) => p.partial.length > 0 || p.actions.some((a) => a._tag === "Blocked" && a.error)
+
+export interface MutateRequest extends PlanRequest {
+  readonly command: string
+  readonly dryRun: boolean
+  readonly yes: boolean
+  readonly concurrency: number
+}
+
+export const mutate = (req: MutateRequest) =>
+  Effect.gen(function* () {
+    const settings = yield* SettingsTag
+    const confirm = yield* Confirm
+    const desired = yield* loadDesired(req.files, req.set)
+    const s = style()
+
+    const body = Effect.gen(function* () {
+      const p = yield* observeAndPlan(settings, desired, req)
+      const mutating = p.actions.filter(isMutating)
+      if (req.output === "table") out(renderPlan(p, s))
+      const attention = needsAttention(p)
+      if (mutating.length === 0) {
+        if (req.output === "json") json({ plan: planJson(p), report: null })
+        if (attention) return yield* Effect.fail(exitWith(1))
+        return
+      }
+      if (req.dryRun) {
+        if (req.output === "json") json({ plan: planJson(p), report: null, dryRun: true })
+        else out("Dry run: nothing was changed.")
+        return
+      }
+      if (mutating.some(isDestructive) && !req.yes) {
+        if (!confirm.interactive) {
+          const msg = "refusing to delete without a terminal to ask on: pass --yes to confirm the plan above"
+          if (req.output === "json") json({ plan: planJson(p), report: null, error: msg })
+          else err(`error: ${msg}\nNothing was changed.`)
+          return yield* Effect.fail(exitWith(2))
+        }
+        if (req.output === "json") err(renderPlan(p, s))
+        const ok = yield* confirm.ask("Do you want to perform these actions? Only 'y' or 'yes' is accepted [y/N]: ")
+        if (!ok) {
+          if (req.output === "json") json({ plan: planJson(p), report: null, cancelled: true })
+          else out("Cancelled. Nothing was changed.")
+          return
+        }
+      }
+      const run = yield* makeRunner({ log: (line) => err(line) })
+      const report = yield* execute(p, run, {
+        concurrency: req.concurrency,
+        onResult: (r) => {
+          if (req.output !== "table") return
+          const o = r.outcome
+          const tag = o._tag === "Done" ? s.green("done") : o._tag === "Failed" ? s.red("FAILED") : s.yellow("skipped")
+          const detail = o._tag === "Failed" ? `: ${o.error}` : o._tag === "Skipped" ? `: ${o.reason}` : o.note ? ` (${o.note})` : ""
+          out(`${tag} ${r.action._tag} ${r.action.resource}${detail}`)
+        }
+      })
+      if (req.output === "json") {
+        json({
+          plan: planJson(p),
+          report: report.results.map((r) => ({ action: actionJson(r.action), outcome: r.outcome._tag, ...(r.outcome._tag === "Failed" ? { error: r.outcome.error } : r.outcome._tag === "Skipped" ? { reason: r.outcome.reason } : {}) }))
+        })
+      } else {
+        out("")
+        out(renderReport(report, s).split("\n").pop()!)
+      }
+      if (hasFailures(report) || attention) return yield* Effect.fail(exitWith(1))
+    })
+    return yield* withLock(settings.home, req.command, settings.lockWaitSeconds)(body)
+  })
+

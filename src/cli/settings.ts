@@ -1,0 +1,5 @@
+import { Context } from "effect"
+import type { Settings } from "../resources/settings.js"
+
+/** The checked environment, read once at start. */
+export class SettingsTag extends Context.Tag("bottle/Settings")<SettingsTag, Settings>() {}

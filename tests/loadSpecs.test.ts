@@ -1,0 +1,135 @@
+/** Spec loading: every class of bad input names file, line and field; good input resolves paths. */
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either } from "effect"
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { loadSpecs } from "../src/resources/loadSpecs.js"
+import type { SpecProblem } from "../src/resources/specError.js"
+
+const dir = () => mkdtempSync(join(tmpdir(), "bottle-spec-"))
+const write = (d: string, name: string, text: string) => {
+  const p = join(d, name)
+  writeFileSync(p, text)
+  return p
+}
+const head = (name: string) => `apiVersion: bottle/v1\nkind: Bottle\nmetadata:\n  name: ${name}\nspec:\n  image: claude-bottle:latest\n`
+
+const problems = (files: ReadonlyArray<string>) =>
+  loadSpecs(files, "default").pipe(
+    Effect.either,
+    Effect.map((e): ReadonlyArray<SpecProblem> => (Either.isLeft(e) ? e.left.problems : [])),
+    Effect.provide(NodeContext.layer)
+  )
+
+/** [description, file text, expected line, expected field, message fragment] */
+const badYaml: ReadonlyArray<[string, string, number, string, string]> = [
+  ["syntax error", `${head("a")}  env: {A: "1"\n`, 8, "", "YAML"],
+  ["unknown key", `${head("a")}  imagePullPolicy: Always\n`, 7, "spec.imagePullPolicy", "is unexpected"],
+  ["wrong type", `${head("a")}  preserve: "sure"\n`, 7, "spec.preserve", "Expected boolean"],
+  ["bad name", head("Not_A_Label"), 4, "metadata.name", "RFC 1123"],
+  ["name too long", head("a".repeat(41)), 4, "metadata.name", "at most 40"],
+  ["reserved name", head("sidecars-x"), 4, "metadata.name", "sidecars-"],
+  ["octal-looking env value", `${head("a")}  env: {A: 010}\n`, 7, "spec.env.A", "ambiguous"],
+  ["YAML 1.1 boolean env value", `${head("a")}  env:\n    B: on\n`, 8, "spec.env.B", "ambiguous"],
+  ["number env value", `${head("a")}  env:\n    C: 10\n`, 8, "spec.env.C", "Expected string"],
+  ["merge key", `base: &b {image: x}\n---\n${head("a")}  env:\n    <<: {A: "1"}\n`, 10, "spec.env.<<", "merge keys"],
+  ["custom tag", `${head("a")}  prompt: !include prompt.md\n`, 7, "spec.prompt", "custom YAML tag"],
+  ["__proto__ key", `${head("a")}  env:\n    __proto__: {polluted: "yes"}\n`, 8, "spec.env.__proto__", "not allowed"],
+  ["missing promptFile", `${head("a")}  promptFile: ./nope.md\n`, 7, "spec.promptFile", "cannot read prompt file"],
+  ["prompt and promptFile", `${head("a")}  prompt: hi\n  promptFile: ./p.md\n`, 8, "spec.promptFile", "not both"],
+  ["missing skill", `${head("a")}  skills: [./skills/none]\n`, 7, "spec.skills[0]", "does not exist"],
+  ["bad backend", `${head("a")}  backend: kubernetes\n`, 7, "spec.backend", "Expected \"docker\""],
+  ["bad domain", `${head("a")}  egress:\n    allow: ["http://x.com/"]\n`, 8, "spec.egress.allow[0]", "domain"],
+  ["bad memory", `${head("a")}  resources: {memory: lots}\n`, 7, "spec.resources.memory", "size"],
+  ["command on smolmachines", `${head("a")}  backend: smolmachines\n  command: [claude]\n`, 8, "spec.command", "smolmachines"],
+  ["wrong apiVersion", head("a").replace("bottle/v1", "bottle/v2"), 1, "apiVersion", "bottle/v1"]
+]
+
+describe("loadSpecs rejects bad input with file, line and field", () => {
+  for (const [what, text, line, field, fragment] of badYaml) {
+    it.effect(what, () =>
+      Effect.gen(function* () {
+        const d = dir()
+        const file = write(d, "spec.yaml", text)
+        const ps = yield* problems([file])
+        expect(ps.length, JSON.stringify(ps)).toBeGreaterThan(0)
+        const p = ps[0]!
+        expect(p.file).toBe(file)
+        expect({ line: p.line, field: p.field }).toEqual({ line, field })
+        expect(p.message).toContain(fragment)
+      })
+    )
+  }
+
+  it.effect("an alias bomb", () =>
+    Effect.gen(function* () {
+      const levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+      for (let i = 1; i < 9; i++) levels.push(`${"abcdefghij"[i]}: &${"abcdefghij"[i]} [${Array(9).fill(`*${"abcdefghij"[i - 1]}`).join(", ")}]`)
+      const file = write(dir(), "bomb.yaml", `${head("a")}  env: {}\nextra:\n${levels.map((l) => `  ${l}`).join("\n")}\n`)
+      const ps = yield* problems([file])
+      expect(ps.map((p) => p.message).join("\n")).toMatch(/alias bomb|unexpected/)
+    }))
+
+  it.effect("a huge file, before parsing it", () =>
+    Effect.gen(function* () {
+      const file = write(dir(), "huge.yaml", `${head("a")}  prompt: "${"x".repeat(1024 * 1024 + 10)}"\n`)
+      const ps = yield* problems([file])
+      expect(ps[0]!.message).toContain("limited to")
+    }))
+
+  it.effect("a duplicate name across files, naming the first", () =>
+    Effect.gen(function* () {
+      const d = dir()
+      const one = write(d, "one.yaml", head("same"))
+      const two = write(d, "two.yaml", `# comment\n${head("same")}`)
+      const ps = yield* problems([one, two])
+      expect(ps).toHaveLength(1)
+      expect(ps[0]).toMatchObject({ file: two, line: 5, field: "metadata.name" })
+      expect(ps[0]!.message).toContain(`first defined at ${one}:4`)
+    }))
+
+  it.effect("TOML syntax errors and unknown keys with their lines", () =>
+    Effect.gen(function* () {
+      const d = dir()
+      const broken = write(d, "b.toml", `apiVersion = "bottle/v1"\nkind = "Bottle"\n[metadata\nname = "a"\n`)
+      expect((yield* problems([broken]))[0]).toMatchObject({ file: broken, line: 3 })
+      const unknown = write(d, "u.toml", `apiVersion = "bottle/v1"\nkind = "Bottle"\n[metadata]\nname = "a"\n[spec]\nimage = "x:1"\ncolour = "red"\n`)
+      expect((yield* problems([unknown]))[0]).toMatchObject({ file: unknown, line: 7, field: "spec.colour" })
+    }))
+
+  it.effect("a path that does not exist", () =>
+    Effect.gen(function* () {
+      const ps = yield* problems(["/nonexistent/spec.yaml"])
+      expect(ps[0]!.message).toContain("no such file")
+    }))
+})
+
+describe("loadSpecs accepts good input", () => {
+  it.effect("multi-document YAML, TOML and directories; paths relative to the spec file", () =>
+    Effect.gen(function* () {
+      const d = dir()
+      mkdirSync(join(d, "prompts"))
+      mkdirSync(join(d, "skills", "web"), { recursive: true })
+      write(d, "prompts/p.md", "Do research.")
+      write(d, "a.yaml", `${head("a")}  promptFile: prompts/p.md\n  skills: [skills/web]\n  env: {A: "010", B: "on"}\n---\n${head("b")}  resources: {memory: 512m, pids: 64, cpus: 1.5}\n`)
+      write(d, "c.toml", `apiVersion = "bottle/v1"\nkind = "Bottle"\n[metadata]\nname = "c"\n[spec]\nimage = "x:1"\nbackend = "smolmachines"\n`)
+      write(d, "notes.txt", "not a spec")
+      const bottles = yield* loadSpecs([d], "team").pipe(Effect.provide(NodeContext.layer))
+      expect(bottles.map((b) => b.name)).toEqual(["a", "b", "c"])
+      const [a, b, c] = bottles
+      expect(a!.prompt).toBe("Do research.")
+      expect(a!.skills).toEqual([join(d, "skills", "web")])
+      expect(a!.env).toEqual({ A: "010", B: "on" })
+      expect(a!.set).toBe("team")
+      expect(b!.resources).toEqual({ cpus: 1.5, memoryBytes: 512 * 1024 ** 2, pids: 64 })
+      expect(c!.backend).toBe("smolmachines")
+    }))
+
+  it.effect("the shipped example specs", () =>
+    Effect.gen(function* () {
+      const bottles = yield* loadSpecs(["specs"], "default").pipe(Effect.provide(NodeContext.layer))
+      expect(bottles.map((b) => b.name)).toEqual(["researcher", "reviewer", "vm-researcher", "writer"])
+    }))
+})

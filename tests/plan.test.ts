@@ -1,0 +1,309 @@
+/** The pure planner: every rule of the design and every action kind, table-driven. */
+import { describe, expect, it } from "vitest"
+import type { Action } from "../src/reconcilers/actions.js"
+import { plan } from "../src/reconcilers/plan.js"
+import { Compose } from "../src/resources/labels.js"
+import { bottle, container, emptyWorld, managed, network, observed, options, worldAfterApply } from "./support/fixtures.js"
+
+const brief = (actions: ReadonlyArray<Action>) => actions.map((a) => `${a._tag} ${a.resource}`)
+const mutating = (actions: ReadonlyArray<Action>) => actions.filter((a) => a._tag !== "Unchanged" && a._tag !== "Blocked")
+const find = (actions: ReadonlyArray<Action>, tag: Action["_tag"], resource: string) => {
+  const a = actions.find((x) => x._tag === tag && x.resource === resource)
+  if (!a) throw new Error(`no ${tag} ${resource} in:\n${brief(actions).join("\n")}`)
+  return a
+}
+/** Every id `a` waits for, directly or not. */
+const ancestors = (actions: ReadonlyArray<Action>, a: Action): Set<string> => {
+  const byId = new Map(actions.map((x) => [x.id, x]))
+  const seen = new Set<string>()
+  const walk = (x: Action) => x.after.forEach((id) => { if (!seen.has(id)) { seen.add(id); walk(byId.get(id)!) } })
+  walk(a)
+  return seen
+}
+const S = "/home/u/.claude-bottle/state"
+
+describe("rule 1: create missing, start stopped, replace changed, keep matching", () => {
+  it("creates every resource of a new docker bottle", () => {
+    const p = plan([bottle("a")], observed(emptyWorld()), options())
+    expect(brief(p.actions)).toEqual([
+      `EnsureStateDir ${S}/a`,
+      "CreateNetwork claude-bottle-a_internal",
+      "CreateNetwork claude-bottle-a_egress",
+      "CreateContainer claude-bottle-a-egress-1",
+      "StartContainer claude-bottle-a-egress-1",
+      "CreateContainer claude-bottle-a-agent-1",
+      "StartContainer claude-bottle-a-agent-1"
+    ])
+  })
+
+  it("changes nothing when the world matches the spec", () => {
+    const b = [bottle("a"), bottle("b")]
+    const p = plan(b, observed(worldAfterApply(b)), options())
+    expect(mutating(p.actions)).toEqual([])
+    expect(p.actions.every((a) => a._tag === "Unchanged")).toBe(true)
+    expect(p.actions).toHaveLength(2 * 5)
+  })
+
+  it.each(["exited", "created"])("starts a %s container and nothing else", (state) => {
+    const w = worldAfterApply([bottle("a")])
+    w.containers = w.containers.map((c) => (c.name.endsWith("agent-1") ? { ...c, state } : c))
+    const p = plan([bottle("a")], observed(w), options())
+    expect(brief(mutating(p.actions))).toEqual(["StartContainer claude-bottle-a-agent-1"])
+    expect(find(p.actions, "StartContainer", "claude-bottle-a-agent-1").cause).toBe(`stopped (${state})`)
+  })
+
+  it("replaces only the agent when env changes, naming the field", () => {
+    const w = worldAfterApply([bottle("a"), bottle("b")])
+    const p = plan([bottle("a", { env: { LOG_LEVEL: "debug" } }), bottle("b")], observed(w), options())
+    expect(brief(mutating(p.actions))).toEqual([
+      `EnsureStateDir ${S}/a`,
+      "RemoveContainer claude-bottle-a-agent-1",
+      "CreateContainer claude-bottle-a-agent-1",
+      "StartContainer claude-bottle-a-agent-1"
+    ])
+    expect(find(p.actions, "CreateContainer", "claude-bottle-a-agent-1").cause).toBe("spec changed: env")
+    const create = find(p.actions, "CreateContainer", "claude-bottle-a-agent-1")
+    expect(create.after).toContain("RemoveContainer:claude-bottle-a-agent-1")
+  })
+
+  it("replaces the proxy, not the agent, when the allow list changes", () => {
+    const w = worldAfterApply([bottle("a")])
+    const p = plan([bottle("a", { egressAllow: ["api.anthropic.com", "*.github.com"] })], observed(w), options())
+    expect(brief(mutating(p.actions))).toEqual([
+      `EnsureStateDir ${S}/a`,
+      "RemoveContainer claude-bottle-a-egress-1",
+      "CreateContainer claude-bottle-a-egress-1",
+      "StartContainer claude-bottle-a-egress-1"
+    ])
+    // The new config file is written before the new proxy is made.
+    expect(find(p.actions, "CreateContainer", "claude-bottle-a-egress-1").after).toContain("EnsureStateDir:a")
+  })
+
+  it("replaces a container whose image id changed under the same tag", () => {
+    const w = worldAfterApply([bottle("a")])
+    w.images["claude-bottle:latest"] = "sha256:0123456789abcdef0123"
+    const p = plan([bottle("a")], observed(w), options())
+    expect(brief(mutating(p.actions))).toEqual([
+      "RemoveContainer claude-bottle-a-agent-1",
+      "CreateContainer claude-bottle-a-agent-1",
+      "StartContainer claude-bottle-a-agent-1"
+    ])
+    expect(find(p.actions, "CreateContainer", "claude-bottle-a-agent-1").cause).toBe("image claude-bottle:latest changed (now 0123456789ab)")
+  })
+
+  it("recreates the containers of a bottle whose network vanished", () => {
+    const w = worldAfterApply([bottle("a")])
+    w.networks = w.networks.filter((n) => !n.name.endsWith("_internal"))
+    const p = plan([bottle("a")], observed(w), options())
+    const m = brief(mutating(p.actions))
+    expect(m).toContain("CreateNetwork claude-bottle-a_internal")
+    expect(m).toContain("RemoveContainer claude-bottle-a-agent-1")
+    expect(m).toContain("CreateContainer claude-bottle-a-egress-1")
+    expect(ancestors(p.actions, find(p.actions, "CreateContainer", "claude-bottle-a-agent-1"))).toContain("CreateNetwork:claude-bottle-a_internal")
+  })
+
+  it("replaces a leftover that holds a desired container's name", () => {
+    const w = worldAfterApply([bottle("a")])
+    w.containers = w.containers.filter((c) => !c.name.endsWith("agent-1"))
+    w.containers.push(container("claude-bottle-a-agent-1"))
+    const p = plan([bottle("a")], observed(w), options())
+    expect(find(p.actions, "CreateContainer", "claude-bottle-a-agent-1").cause).toBe("not made by bottle")
+    expect(brief(p.actions)).toContain("RemoveContainer claude-bottle-a-agent-1")
+  })
+
+  it("writes the state dir when its metadata is missing, and keeps an up-to-date one", () => {
+    const w = worldAfterApply([bottle("a")])
+    w.dirs[0] = { ...w.dirs[0]!, metadata: undefined }
+    expect(find(plan([bottle("a")], observed(w), options()).actions, "EnsureStateDir", `${S}/a`).cause).toBe("metadata.json missing")
+  })
+})
+
+describe("rule 2: order", () => {
+  it("up: networks and state dir before the proxy, the proxy started before the agent", () => {
+    const p = plan([bottle("a")], observed(emptyWorld()), options())
+    const agentStart = find(p.actions, "StartContainer", "claude-bottle-a-agent-1")
+    const up = ancestors(p.actions, agentStart)
+    expect(up).toEqual(new Set([
+      "CreateNetwork:claude-bottle-a_internal", "CreateNetwork:claude-bottle-a_egress", "EnsureStateDir:a",
+      "CreateContainer:claude-bottle-a-egress-1", "StartContainer:claude-bottle-a-egress-1", "CreateContainer:claude-bottle-a-agent-1"
+    ]))
+  })
+
+  it("down: agent, then sidecars, then networks, then the state dir", () => {
+    const w = worldAfterApply([bottle("a")])
+    const p = plan([], observed(w), options("all"))
+    const sd = find(p.actions, "RemoveStateDir", `${S}/a`)
+    const net = find(p.actions, "RemoveNetwork", "claude-bottle-a_internal")
+    const egress = find(p.actions, "RemoveContainer", "claude-bottle-a-egress-1")
+    expect(egress.after).toEqual(["RemoveContainer:claude-bottle-a-agent-1"])
+    expect(ancestors(p.actions, net)).toEqual(new Set(["RemoveContainer:claude-bottle-a-agent-1", "RemoveContainer:claude-bottle-a-egress-1"]))
+    expect(ancestors(p.actions, sd).size).toBe(4)
+  })
+
+  it("machines stop before delete; the bundle goes after the machine", () => {
+    const b = bottle("vm", { backend: "smolmachines" })
+    const p = plan([], observed(worldAfterApply([b])), options("all"))
+    expect(find(p.actions, "DeleteMachine", "claude-bottle-vm").after).toEqual(["StopMachine:claude-bottle-vm"])
+    expect(find(p.actions, "RemoveContainer", "claude-bottle-sidecars-vm").after).toContain("DeleteMachine:claude-bottle-vm")
+    expect(ancestors(p.actions, find(p.actions, "RemoveStateDir", `${S}/vm`))).toContain("RemoveNetwork:" + find(p.actions, "RemoveNetwork", "claude-bottle-bundle-vm").id.split(":").slice(1).join(":"))
+  })
+
+  it("is deterministic whatever order the observers listed things in", () => {
+    const bs = [bottle("a"), bottle("b"), bottle("c")]
+    const w = worldAfterApply(bs)
+    const reversed = { ...w, containers: [...w.containers].reverse(), networks: [...w.networks].reverse(), dirs: [...w.dirs].reverse() }
+    expect(brief(plan([], observed(w), options("all")).actions)).toEqual(brief(plan([], observed(reversed), options("all")).actions))
+  })
+})
+
+describe("rule 3: prune touches only prefixed names", () => {
+  it("leaves everything without the prefix alone, even when labelled as bottle's", () => {
+    const w = worldAfterApply([bottle("a")])
+    w.containers.push(container("my-db", managed("a")), container("web-1", { [Compose.project]: "web" }))
+    w.networks.push(network("my-net", managed("a")))
+    const p = plan([], observed(w), options("all"))
+    expect(brief(p.actions).filter((x) => /my-db|web-1|my-net/.test(x))).toEqual([])
+  })
+
+  it("plain apply removes no other bottle", () => {
+    const w = worldAfterApply([bottle("a"), bottle("old")])
+    expect(mutating(plan([bottle("a")], observed(w), options("none")).actions)).toEqual([])
+  })
+
+  it("apply --prune removes bottles of its own set only", () => {
+    const w = worldAfterApply([bottle("a"), bottle("gone"), bottle("other", { set: "b" })])
+    const p = plan([bottle("a")], observed(w), options("set"))
+    const removed = brief(mutating(p.actions))
+    expect(removed).toContain("RemoveContainer claude-bottle-gone-agent-1")
+    expect(removed).toContain(`RemoveStateDir ${S}/gone`)
+    expect(removed.filter((x) => x.includes("other"))).toEqual([])
+  })
+
+  it("reconcile --prune reaps every set and every kind of leftover", () => {
+    const w = worldAfterApply([bottle("x", { set: "s1" }), bottle("y", { set: "s2" })])
+    w.containers.push(
+      container("claude-bottle-stray"),
+      container("legacy_agent_1", { [Compose.project]: "claude-bottle-legacy", [Compose.service]: "agent" }),
+      container("claude-bottle-sidecars-old")
+    )
+    w.networks.push(network("claude-bottle-straynet"), network("claude-bottle-bundle-old"), network("claude-bottle-legacy_default", { [Compose.project]: "claude-bottle-legacy" }))
+    w.volumes.push({ name: "claude-bottle-legacy_data", labels: { [Compose.project]: "claude-bottle-legacy" } })
+    const p = plan([], observed(w), options("all"))
+    const m = brief(mutating(p.actions))
+    for (const r of ["claude-bottle-stray", "legacy_agent_1", "claude-bottle-sidecars-old", "claude-bottle-straynet", "claude-bottle-bundle-old", "claude-bottle-legacy_default", "claude-bottle-x-agent-1", "claude-bottle-y-agent-1"]) {
+      expect(m.some((x) => x.endsWith(` ${r}`)), r).toBe(true)
+    }
+    expect(m).toContain("RemoveVolume claude-bottle-legacy_data")
+    expect(find(p.actions, "RemoveVolume", "claude-bottle-legacy_data").after).toContain("RemoveContainer:legacy_agent_1")
+  })
+})
+
+describe("rule 4: .preserve", () => {
+  it("blocks removal of a preserved state dir, with the rule, and still removes its containers", () => {
+    const w = worldAfterApply([bottle("keep", { preserve: true })])
+    const p = plan([], observed(w), options("all"))
+    const blocked = find(p.actions, "Blocked", `${S}/keep`)
+    expect(blocked._tag === "Blocked" && blocked.rule).toBe("preserve")
+    expect(blocked._tag === "Blocked" && blocked.error).toBe(false)
+    expect(brief(p.actions)).toContain("RemoveContainer claude-bottle-keep-agent-1")
+    expect(brief(p.actions).filter((x) => x.startsWith("RemoveStateDir"))).toEqual([])
+  })
+})
+
+describe("rule 5: live bottles and partial observation", () => {
+  it("never removes the state dir of a bottle live in another set", () => {
+    const w = worldAfterApply([bottle("shared", { set: "b" })])
+    w.dirs[0] = { ...w.dirs[0]!, metadata: { ...w.dirs[0]!.metadata, set: "a" } }
+    const p = plan([], observed(w), options("set", "a"))
+    const blocked = find(p.actions, "Blocked", `${S}/shared`)
+    expect(blocked._tag === "Blocked" && blocked.rule).toBe("live")
+    expect(blocked.cause).toContain("claude-bottle-shared")
+  })
+
+  it("counts a running machine as live", () => {
+    const w = worldAfterApply([bottle("vm", { backend: "smolmachines", set: "b" })])
+    w.dirs[0] = { ...w.dirs[0]!, metadata: { ...w.dirs[0]!.metadata, set: "a" } }
+    w.containers = []
+    const p = plan([], observed(w), options("set", "a"))
+    expect(find(p.actions, "Blocked", `${S}/vm`).cause).toContain("machine claude-bottle-vm (running)")
+  })
+
+  it("blocks every state-dir removal when an observer failed, but still prunes Docker", () => {
+    const w = worldAfterApply([bottle("a"), bottle("b")])
+    const p = plan([], observed(w, { smolvm: { _tag: "Failed", source: "smolvm", error: "machine ls exited 1" } }), options("all"))
+    expect(brief(p.actions).filter((x) => x.startsWith("RemoveStateDir"))).toEqual([])
+    const blocked = p.actions.filter((a) => a._tag === "Blocked")
+    expect(blocked.map((a) => a._tag === "Blocked" && [a.rule, a.error])).toEqual([["observation incomplete", true], ["observation incomplete", true]])
+    expect(blocked[0]!.cause).toContain("machine ls exited 1")
+    expect(brief(p.actions)).toContain("RemoveContainer claude-bottle-a-agent-1")
+    expect(p.partial).toHaveLength(1)
+  })
+
+  it("plans nothing for docker bottles when the engine could not be observed", () => {
+    const p = plan([bottle("a")], observed(emptyWorld(), { docker: { _tag: "Failed", source: "docker", error: "connect ENOENT" } }), options("all"))
+    expect(mutating(p.actions)).toEqual([])
+    expect(p.actions.map((a) => a._tag)).toEqual(["Blocked"])
+  })
+
+  it("treats an uninstalled smolvm as no machines, but refuses smolmachines bottles", () => {
+    const w = worldAfterApply([bottle("a")])
+    const o = observed(w, { smolvm: { _tag: "Unavailable", source: "smolvm", reason: "smolvm not found on PATH" } })
+    const p = plan([bottle("a"), bottle("vm", { backend: "smolmachines" })], o, options())
+    expect(mutating(p.actions)).toEqual([])
+    const blocked = find(p.actions, "Blocked", "vm")
+    expect(blocked._tag === "Blocked" && blocked.rule).toBe("backend unavailable")
+    expect(p.notes[0]).toContain("smolvm not found")
+  })
+})
+
+describe("sets", () => {
+  it("refuses to apply a bottle that another set owns", () => {
+    const w = worldAfterApply([bottle("a", { set: "team" })])
+    const p = plan([bottle("a")], observed(w), options())
+    expect(mutating(p.actions)).toEqual([])
+    expect(find(p.actions, "Blocked", "a").cause).toContain("belongs to set 'team'")
+  })
+})
+
+describe("smolmachines bottles", () => {
+  const vm = bottle("vm", { backend: "smolmachines" })
+  it("creates bundle network, bundle, then the machine once the bundle runs", () => {
+    const p = plan([vm], observed(emptyWorld()), options())
+    expect(brief(p.actions)).toEqual([
+      `EnsureStateDir ${S}/vm`,
+      "CreateNetwork claude-bottle-bundle-vm",
+      "CreateContainer claude-bottle-sidecars-vm",
+      "StartContainer claude-bottle-sidecars-vm",
+      "CreateMachine claude-bottle-vm",
+      "StartMachine claude-bottle-vm"
+    ])
+    expect(find(p.actions, "CreateMachine", "claude-bottle-vm").after).toContain("StartContainer:claude-bottle-sidecars-vm")
+  })
+
+  it("starts a stopped machine, replaces a changed one, replaces one whose bundle address moved", () => {
+    const w = worldAfterApply([vm])
+    w.machines[0] = { ...w.machines[0]!, state: "stopped" }
+    expect(brief(mutating(plan([vm], observed(w), options()).actions))).toEqual(["StartMachine claude-bottle-vm"])
+
+    const changed = plan([{ ...vm, env: { A: "1" } }], observed(worldAfterApply([vm])), options())
+    expect(brief(mutating(changed.actions))).toEqual([`EnsureStateDir ${S}/vm`, "StopMachine claude-bottle-vm", "DeleteMachine claude-bottle-vm", "CreateMachine claude-bottle-vm", "StartMachine claude-bottle-vm"])
+
+    const moved = worldAfterApply([vm])
+    moved.containers[0] = { ...moved.containers[0]!, ips: { "claude-bottle-bundle-vm": "172.30.0.9" } }
+    expect(find(plan([vm], observed(moved), options()).actions, "CreateMachine", "claude-bottle-vm").cause).toBe("bundle address changed (172.30.0.2 → 172.30.0.9)")
+  })
+
+  it("recreates a missing bundle and with it the machine", () => {
+    const w = worldAfterApply([vm])
+    w.containers = []
+    const m = brief(mutating(plan([vm], observed(w), options()).actions))
+    expect(m).toEqual(["CreateContainer claude-bottle-sidecars-vm", "StartContainer claude-bottle-sidecars-vm", "StopMachine claude-bottle-vm", "DeleteMachine claude-bottle-vm", "CreateMachine claude-bottle-vm", "StartMachine claude-bottle-vm"])
+  })
+})
+
+describe("notes", () => {
+  it("reports odd entries under state/ as left alone", () => {
+    const o = observed(emptyWorld(), { state: { _tag: "Ok", value: { root: S, dirs: [], ignored: [{ name: "a file", reason: "not a bottle name" }] } } })
+    expect(plan([], o, options("all")).notes).toEqual(["state/a file: not a bottle name; left alone"])
+  })
+})

@@ -1,0 +1,82 @@
+/** Builders for desired bottles and observed worlds, for the pure planner's tests. */
+import { DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, type DesiredBottle } from "../../src/resources/desired.js"
+import { Bottle as BL, MANAGED_BY } from "../../src/resources/labels.js"
+import { makeNames } from "../../src/resources/names.js"
+import type { Observed, ObservedContainer, ObservedMachine, ObservedNetwork, ObservedStateDir } from "../../src/resources/observed.js"
+import { realiseDocker, type RealiseContext } from "../../src/resources/realise.js"
+import { EGRESS_IP_LABEL, realiseSmolmachines } from "../../src/resources/realiseSmolmachines.js"
+import type { PlanOptions, PruneScope } from "../../src/reconcilers/plan.js"
+
+export const names = makeNames("claude-bottle")
+export const ctx: RealiseContext = { names, stateRoot: "/home/u/.claude-bottle/state", egressImage: undefined }
+export const options = (prune: PruneScope = "none", set = "default"): PlanOptions => ({ names, realise: ctx, set, prune })
+
+export const bottle = (name: string, over: Partial<DesiredBottle> = {}): DesiredBottle => ({
+  name,
+  set: "default",
+  backend: "docker",
+  image: "claude-bottle:latest",
+  command: undefined,
+  workdir: undefined,
+  env: {},
+  prompt: undefined,
+  skills: [],
+  egressAllow: ["api.anthropic.com"],
+  resources: { cpus: undefined, memoryBytes: DEFAULT_MEMORY_BYTES, pids: DEFAULT_PIDS },
+  preserve: false,
+  egressImage: undefined,
+  source: { file: "spec.yaml", line: 1 },
+  ...over
+})
+
+export interface World {
+  containers: Array<ObservedContainer>
+  networks: Array<ObservedNetwork>
+  volumes: Array<{ name: string; labels: Record<string, string> }>
+  machines: Array<ObservedMachine>
+  dirs: Array<ObservedStateDir>
+  images: Record<string, string>
+}
+
+export const emptyWorld = (): World => ({ containers: [], networks: [], volumes: [], machines: [], dirs: [], images: {} })
+
+let counter = 0
+const nextId = () => (++counter).toString(16).padStart(64, "0")
+
+/** The world as it is after a successful apply of `bottles`. */
+export const worldAfterApply = (bottles: ReadonlyArray<DesiredBottle>, w: World = emptyWorld()): World => {
+  for (const b of bottles) {
+    if (b.backend === "docker") {
+      const r = realiseDocker(b, ctx)
+      for (const n of r.networks) w.networks.push({ id: nextId(), name: n.name, labels: n.body["Labels"] as Record<string, string>, internal: n.role === "internal" })
+      for (const c of r.containers) {
+        w.images[c.image] ??= `sha256:${c.image.length}`
+        w.containers.push({ id: nextId(), name: c.name, labels: c.body["Labels"] as Record<string, string>, state: "running", image: c.image, imageId: w.images[c.image]!, ips: {} })
+      }
+      w.dirs.push({ name: b.name, path: r.stateDir.path, metadata: { ...r.stateDir.metadata, createdAt: "2026-01-01T00:00:00Z" }, preserve: b.preserve })
+    } else {
+      const r = realiseSmolmachines(b, ctx)
+      w.networks.push({ id: nextId(), name: r.network.name, labels: r.network.body["Labels"] as Record<string, string>, internal: false })
+      w.images[r.bundle.image] ??= `sha256:${r.bundle.image.length}`
+      w.containers.push({ id: nextId(), name: r.bundle.name, labels: r.bundle.body["Labels"] as Record<string, string>, state: "running", image: r.bundle.image, imageId: w.images[r.bundle.image]!, ips: { [r.network.name]: "172.30.0.2" } })
+      w.machines.push({ name: r.machine.name, state: "running", labels: { ...r.machine.labels, [EGRESS_IP_LABEL]: "172.30.0.2" }, image: b.image })
+      w.dirs.push({ name: b.name, path: r.stateDir.path, metadata: { ...r.stateDir.metadata, createdAt: "2026-01-01T00:00:00Z" }, preserve: b.preserve })
+    }
+  }
+  return w
+}
+
+export const observed = (w: World, over: Partial<Observed> = {}): Observed => ({
+  docker: { _tag: "Ok", value: { endpoint: "unix:///var/run/docker.sock", containers: w.containers, networks: w.networks, volumes: w.volumes, images: w.images } },
+  smolvm: { _tag: "Ok", value: { version: "1.9.0", machines: w.machines } },
+  state: { _tag: "Ok", value: { root: ctx.stateRoot, dirs: w.dirs, ignored: [] } },
+  ...over
+})
+
+/** A container some other tool left: labels as given, running. */
+export const container = (name: string, labels: Record<string, string> = {}, state = "running"): ObservedContainer =>
+  ({ id: nextId(), name, labels, state, image: "busybox", imageId: "sha256:bb", ips: {} })
+
+export const network = (name: string, labels: Record<string, string> = {}): ObservedNetwork => ({ id: nextId(), name, labels, internal: false })
+
+export const managed = (bottle: string, set = "default") => ({ [BL.managedBy]: MANAGED_BY, [BL.bottle]: bottle, [BL.set]: set })
