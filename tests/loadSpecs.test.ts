@@ -130,6 +130,6 @@ describe("loadSpecs accepts good input", () => {
   it.effect("the shipped example specs", () =>
     Effect.gen(function* () {
       const bottles = yield* loadSpecs(["specs"], "default").pipe(Effect.provide(NodeContext.layer))
-      expect(bottles.map((b) => b.name)).toEqual(["researcher", "reviewer", "vm-researcher", "writer"])
+      expect(bottles.map((b) => b.name)).toEqual(["demo-researcher", "demo-reviewer", "researcher", "reviewer", "vm-researcher", "writer"])
     }))
 })

@@ -1,0 +1,74 @@
+/**
+ * Support for tests against the real Docker Engine: finding it (skipping
+ * loudly, or failing under CI=true), making test images locally with
+ * `docker import` (no registry is reachable), and running the built CLI.
+ */
+import { execFileSync, spawnSync } from "node:child_process"
+import { existsSync } from "node:fs"
+import { join, resolve } from "node:path"
+
+export const ROOT = resolve(import.meta.dirname, "../..")
+export const BIN = join(ROOT, "dist", "bottle.mjs")
+export const AGENT_IMAGE = "bottle-local/agent:latest"
+export const EGRESS_IMAGE = "bottle-local/egress:latest"
+
+export const docker = (...args: ReadonlyArray<string>): string =>
+  execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim()
+
+export const dockerOk = (...args: ReadonlyArray<string>): boolean =>
+  spawnSync("docker", args, { stdio: "ignore" }).status === 0
+
+/** True when an Engine answers. Under CI=true a missing engine throws instead: CI must not skip. */
+export const engineAvailable = (): boolean => {
+  const up = spawnSync("docker", ["version", "--format", "{{.Server.Version}}"], { encoding: "utf8" }).status === 0
+  if (!up) {
+    const msg = "\n!!! NO DOCKER ENGINE: the integration tests against the real engine are SKIPPED. Start dockerd (see .ci/ensure-docker.sh). !!!\n"
+    if (process.env["CI"] === "true") throw new Error(`${msg}Under CI=true this is a failure.`)
+    process.stderr.write(msg)
+  }
+  return up
+}
+
+/** Makes the local agent and egress images (scripts/local-images.sh) if they are missing. */
+export const ensureTestImages = () => {
+  execFileSync("bash", [join(ROOT, "scripts", "local-images.sh")], { stdio: ["ignore", "ignore", "inherit"] })
+}
+
+export interface RunResult {
+  readonly status: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs the built CLI as a user would, with no terminal. */
+export const bottle = (env: NodeJS.ProcessEnv, ...args: ReadonlyArray<string>): RunResult => {
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build`)
+  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: "1", ...env }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 180_000 })
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** Every container, network and volume whose name starts with the prefix. */
+export const leftovers = (prefix: string): ReadonlyArray<string> => {
+  const lines = (s: string) => s.split("\n").filter((l) => l.startsWith(prefix))
+  return [
+    ...lines(docker("ps", "-a", "--format", "{{.Names}}")).map((n) => `container ${n}`),
+    ...lines(docker("network", "ls", "--format", "{{.Name}}")).map((n) => `network ${n}`),
+    ...lines(docker("volume", "ls", "--format", "{{.Name}}")).map((n) => `volume ${n}`)
+  ]
+}
+
+/** Removes everything with the prefix, whatever bottle did: test teardown only. */
+export const scrub = (prefix: string) => {
+  for (const l of leftovers(prefix)) {
+    const [kind, name] = l.split(" ") as [string, string]
+    if (kind === "container") dockerOk("rm", "-f", name)
+  }
+  for (const l of leftovers(prefix)) {
+    const [kind, name] = l.split(" ") as [string, string]
+    if (kind === "network") dockerOk("network", "rm", name)
+    if (kind === "volume") dockerOk("volume", "rm", "-f", name)
+  }
+}
+
+export const containerId = (name: string) => docker("inspect", "--format", "{{.Id}}", name)
+export const uniquePrefix = (tag: string) => `bt${tag}${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`
