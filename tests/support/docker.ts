@@ -3,7 +3,7 @@
  * loudly, or failing under CI=true), making test images locally with
  * `docker import` (no registry is reachable), and running the built CLI.
  */
-import { execFileSync, spawnSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import { join, resolve } from "node:path"
 
@@ -72,3 +72,14 @@ export const scrub = (prefix: string) => {
 
 export const containerId = (name: string) => docker("inspect", "--format", "{{.Id}}", name)
 export const uniquePrefix = (tag: string) => `bt${tag}${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`
+
+/** Runs the built CLI without blocking this process (needed when the test serves something, like a fault proxy). */
+export const bottleAsync = (env: NodeJS.ProcessEnv, ...args: ReadonlyArray<string>): Promise<RunResult> =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    child.stderr.on("data", (d) => (stderr += d))
+    child.on("close", (code, signal) => resolve({ status: code ?? (signal ? -1 : 0), stdout, stderr }))
+  })

@@ -1,0 +1,276 @@
+/**
+ * Cleanup users can trust, on a real engine: every kind of leftover reaped in
+ * one plan; nothing without the prefix touched; protected state kept; and
+ * the faults of the issue survived.
+ */
+import { spawn } from "node:child_process"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { AGENT_IMAGE, BIN, bottle, bottleAsync, docker, dockerOk, EGRESS_IMAGE, engineAvailable, ensureTestImages, leftovers, scrub, uniquePrefix } from "../support/docker.js"
+import { startFaultProxy, type FaultProxy } from "../support/faultProxy.js"
+
+const available = engineAvailable()
+
+const specOf = (names: ReadonlyArray<string>) =>
+  names.map((n) => `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: ${n} }\nspec:\n  image: ${AGENT_IMAGE}\n  egress: { allow: [api.anthropic.com] }\n  resources: { memory: 64m, pids: 32 }\n`).join("---\n")
+
+const stateDir = (home: string, name: string, meta: object | undefined, preserve?: "file" | "dir" | "dangling") => {
+  const d = join(home, "state", name)
+  mkdirSync(join(d, "workspace"), { recursive: true })
+  writeFileSync(join(d, "workspace", "notes.md"), "work")
+  if (meta) writeFileSync(join(d, "metadata.json"), JSON.stringify(meta))
+  if (preserve === "file") writeFileSync(join(d, ".preserve"), "")
+  if (preserve === "dir") mkdirSync(join(d, ".preserve"))
+  if (preserve === "dangling") symlinkSync("/nonexistent/target", join(d, ".preserve"))
+  return d
+}
+
+describe.skipIf(!available)("reconcile --prune on a host full of leftovers", () => {
+  const prefix = uniquePrefix("clean")
+  const home = mkdtempSync(join(tmpdir(), "bottle-home-"))
+  const outside = mkdtempSync(join(tmpdir(), "bottle-outside-"))
+  const env = { BOTTLE_PREFIX: prefix, BOTTLE_HOME: home, BOTTLE_EGRESS_IMAGE: EGRESS_IMAGE, BOTTLE_SMOLVM: "/nonexistent/smolvm" }
+  const foreign = { container: `keep-${prefix}-db`, network: `keep-${prefix}-net`, volume: `keep-${prefix}-vol` }
+
+  beforeAll(() => {
+    ensureTestImages()
+    const run = (name: string, labels: Record<string, string> = {}, network?: string) =>
+      docker("run", "-d", "--name", name, ...Object.entries(labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]), ...(network ? ["--network", network] : []), AGENT_IMAGE)
+    // 1. compose projects, v2 and v1 naming, with networks and a volume.
+    const v2 = `${prefix}-legacy`
+    docker("network", "create", "--label", `com.docker.compose.project=${v2}`, "--label", "com.docker.compose.network=default", `${v2}_default`)
+    docker("volume", "create", "--label", `com.docker.compose.project=${v2}`, "--label", "com.docker.compose.volume=data", `${v2}_data`)
+    run(`${v2}-agent-1`, { "com.docker.compose.project": v2, "com.docker.compose.service": "agent" }, `${v2}_default`)
+    run(`${v2}-proxy-1`, { "com.docker.compose.project": v2, "com.docker.compose.service": "proxy" }, `${v2}_default`)
+    const v1 = `${prefix}-older`
+    run(`${v1}_agent_1`, { "com.docker.compose.project": v1, "com.docker.compose.service": "agent" })
+    // 2-3. strays without compose labels; 4. smolmachines bundles.
+    run(`${prefix}-stray-agent`)
+    docker("create", "--name", `${prefix}-stray-created`, AGENT_IMAGE)
+    docker("network", "create", `${prefix}-straynet`)
+    run(`${prefix}-sidecars-vm1`, {}, undefined)
+    docker("network", "create", `${prefix}-bundle-vm1`)
+    // Not ours: must survive everything.
+    docker("network", "create", foreign.network)
+    docker("volume", "create", foreign.volume)
+    run(foreign.container, { "com.docker.compose.project": "someone-else" }, foreign.network)
+    // 5. state dirs: orphans, protected ones, and odd entries.
+    stateDir(home, "orphan", { name: "orphan", set: "default" })
+    stateDir(home, "orphan-no-meta", undefined)
+    stateDir(home, "kept-file", {}, "file")
+    stateDir(home, "kept-dir", {}, "dir")
+    stateDir(home, "kept-dangling", {}, "dangling")
+    writeFileSync(join(home, "state", "a plain file"), "x")
+    mkdirSync(join(home, "state", "name with spaces"))
+    writeFileSync(join(outside, "precious"), "do not delete")
+    symlinkSync(outside, join(home, "state", "escape"))
+  })
+  afterAll(() => {
+    for (const c of [foreign.container]) dockerOk("rm", "-f", c)
+    dockerOk("network", "rm", foreign.network)
+    dockerOk("volume", "rm", foreign.volume)
+    scrub(prefix)
+  })
+
+  it("previews the whole combined plan without touching anything", () => {
+    const before = leftovers(prefix)
+    const r = bottle(env, "reconcile", "--prune", "--dry-run")
+    expect(r.status, r.stderr).toBe(0)
+    for (const name of [`${prefix}-legacy-agent-1`, `${prefix}-legacy_default`, `${prefix}-legacy_data`, `${prefix}-older_agent_1`, `${prefix}-stray-agent`, `${prefix}-stray-created`, `${prefix}-straynet`, `${prefix}-sidecars-vm1`, `${prefix}-bundle-vm1`, `${home}/state/orphan`]) {
+      expect(r.stdout).toContain(`- `)
+      expect(r.stdout, name).toContain(name)
+    }
+    expect(r.stdout).toContain("state/a plain file: not a bottle name; left alone")
+    expect(r.stdout).toContain("state/escape: a symlink, not a directory; left alone")
+    expect(r.stdout).not.toContain(foreign.container)
+    expect(leftovers(prefix)).toEqual(before)
+  })
+
+  it("with no terminal and no --yes, refuses with exit 2 and changes nothing", () => {
+    const before = leftovers(prefix)
+    const r = bottle(env, "reconcile", "--prune")
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("--yes")
+    expect(leftovers(prefix)).toEqual(before)
+  })
+
+  it("reaps every leftover, keeps what is protected and what is not its own", () => {
+    const r = bottle(env, "reconcile", "--prune", "--yes")
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    expect(leftovers(prefix)).toEqual([])
+    expect(readdirSync(join(home, "state")).sort()).toEqual(["a plain file", "escape", "kept-dangling", "kept-dir", "kept-file", "name with spaces"])
+    expect(existsSync(join(outside, "precious"))).toBe(true)
+    expect(docker("inspect", "--format", "{{.State.Status}}", foreign.container)).toBe("running")
+    expect(dockerOk("network", "inspect", foreign.network)).toBe(true)
+    expect(dockerOk("volume", "inspect", foreign.volume)).toBe(true)
+    const again = bottle(env, "reconcile", "--prune", "--yes")
+    expect(again.status).toBe(0)
+    expect(again.stdout).toContain("Plan: 0 to add, 0 to change, 0 to destroy, 3 blocked.")
+  })
+})
+
+describe.skipIf(!available)("faults", () => {
+  const prefix = uniquePrefix("fault")
+  const home = mkdtempSync(join(tmpdir(), "bottle-home-"))
+  const dir = mkdtempSync(join(tmpdir(), "bottle-specs-"))
+  const env = { BOTTLE_PREFIX: prefix, BOTTLE_HOME: home, BOTTLE_EGRESS_IMAGE: EGRESS_IMAGE, BOTTLE_SMOLVM: "/nonexistent/smolvm" }
+  let proxy: FaultProxy | undefined
+
+  beforeAll(() => ensureTestImages())
+  afterEach(async () => {
+    await proxy?.close()
+    proxy = undefined
+  })
+  afterAll(() => scrub(prefix))
+
+  const apply = (names: ReadonlyArray<string>, ...extra: ReadonlyArray<string>) => {
+    const file = join(dir, `${names.join("-") || "none"}.yaml`)
+    writeFileSync(file, specOf(names))
+    return bottle(env, "apply", "-f", file, ...extra)
+  }
+
+  it("an unreachable engine: exit 2 naming the endpoint, nothing deleted anywhere", () => {
+    stateDir(home, "orphan", { set: "default" })
+    const r = bottle({ ...env, DOCKER_HOST: `unix://${home}/no-such.sock` }, "reconcile", "--prune", "--yes")
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain(`unix://${home}/no-such.sock`)
+    expect(existsSync(join(home, "state", "orphan"))).toBe(true)
+  })
+
+  it("a bad DOCKER_HOST is bad input: exit 2", () => {
+    const r = bottle({ ...env, DOCKER_HOST: "ssh://somewhere" }, "get")
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("DOCKER_HOST")
+  })
+
+  it("a removal the engine refuses: the rest is done, the report names it, exit 1, a re-run converges", async () => {
+    expect(apply(["f1", "f2", "f3"]).status).toBe(0)
+    proxy = await startFaultProxy()
+    const victim = docker("inspect", "--format", "{{.Id}}", `${prefix}-f2-agent-1`)
+    proxy.rules.push({ method: "DELETE", path: new RegExp(`/containers/${victim}`), fault: "500" })
+    const r = await bottleAsync({ ...env, DOCKER_HOST: proxy.endpoint }, "reconcile", "--prune", "--yes")
+    expect(r.status, r.stdout + r.stderr).toBe(1)
+    expect(r.stdout).toContain(`FAILED RemoveContainer ${prefix}-f2-agent-1: `)
+    expect(r.stdout).toContain("injected fault")
+    expect(r.stdout).toMatch(/skipped RemoveStateDir .*f2: /)
+    expect(leftovers(prefix).sort()).toEqual([`container ${prefix}-f2-agent-1`, `container ${prefix}-f2-egress-1`, `network ${prefix}-f2_egress`, `network ${prefix}-f2_internal`].sort())
+    expect(existsSync(join(home, "state", "f2"))).toBe(true)
+    expect(existsSync(join(home, "state", "f1"))).toBe(false)
+    const again = bottle(env, "reconcile", "--prune", "--yes")
+    expect(again.status).toBe(0)
+    expect(leftovers(prefix)).toEqual([])
+  })
+
+  it("an engine that hangs on one call: that action times out, the rest is done, in bounded time", async () => {
+    expect(apply(["h1", "h2"]).status).toBe(0)
+    proxy = await startFaultProxy()
+    const victim = docker("inspect", "--format", "{{.Id}}", `${prefix}-h1-egress-1`)
+    proxy.rules.push({ method: "DELETE", path: new RegExp(`/containers/${victim}`), fault: "hang" })
+    const started = Date.now()
+    const r = await bottleAsync({ ...env, DOCKER_HOST: proxy.endpoint, BOTTLE_DOCKER_TIMEOUT: "2" }, "reconcile", "--prune", "--yes")
+    expect(Date.now() - started).toBeLessThan(30_000)
+    expect(r.status, r.stdout + r.stderr).toBe(1)
+    expect(r.stdout).toContain(`FAILED RemoveContainer ${prefix}-h1-egress-1`)
+    expect(r.stdout).toContain("did not answer")
+    expect(leftovers(prefix).filter((l) => l.includes("h2"))).toEqual([])
+    expect(bottle(env, "reconcile", "--prune", "--yes").status).toBe(0)
+    expect(leftovers(prefix)).toEqual([])
+  })
+
+  it("an engine that hangs while listing: exit 2, nothing deleted", async () => {
+    stateDir(home, "orphan2", { set: "default" })
+    proxy = await startFaultProxy()
+    proxy.rules.push({ method: "GET", path: /^\/v1\.41\/networks/, fault: "hang" })
+    const r = await bottleAsync({ ...env, DOCKER_HOST: proxy.endpoint, BOTTLE_DOCKER_TIMEOUT: "1" }, "reconcile", "--prune", "--yes")
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("did not answer")
+    expect(existsSync(join(home, "state", "orphan2"))).toBe(true)
+    expect(bottle(env, "reconcile", "--prune", "--yes").status).toBe(0)
+  })
+
+  it("two commands at once: no duplicates, no errors from racing; the second waits", async () => {
+    const file = join(dir, "race.yaml")
+    writeFileSync(file, specOf(["r1", "r2", "r3"]))
+    const [a, b] = await Promise.all([bottleAsync(env, "apply", "-f", file), bottleAsync(env, "apply", "-f", file)])
+    expect([a.status, b.status], a.stdout + a.stderr + b.stdout + b.stderr).toEqual([0, 0])
+    const names = leftovers(prefix)
+    expect(names.filter((n) => n.startsWith("container")).length).toBe(6)
+    expect(new Set(names).size).toBe(names.length)
+    expect(docker("network", "ls", "--filter", `name=${prefix}-r1_internal`, "--format", "{{.ID}}").split("\n")).toHaveLength(1)
+    const [c, d] = await Promise.all([bottleAsync(env, "reconcile", "--prune", "--yes"), bottleAsync(env, "reconcile", "--prune", "--yes")])
+    expect([c.status, d.status], c.stdout + c.stderr + d.stdout + d.stderr).toEqual([0, 0])
+    expect(leftovers(prefix)).toEqual([])
+  })
+
+  it("a live lock holder makes the second command exit 2 naming it", async () => {
+    const file = join(dir, "slow.yaml")
+    writeFileSync(file, specOf(["s1"]))
+    proxy = await startFaultProxy()
+    proxy.rules.push({ method: "GET", path: /^\/v1\.41\/images\/json/, fault: "hang" })
+    const slow = bottleAsync({ ...env, DOCKER_HOST: proxy.endpoint, BOTTLE_DOCKER_TIMEOUT: "6" }, "apply", "-f", file)
+    await new Promise((r) => setTimeout(r, 1500))
+    const second = await bottleAsync({ ...env, BOTTLE_LOCK_WAIT: "1" }, "apply", "-f", file)
+    expect(second.status).toBe(2)
+    expect(second.stderr).toMatch(/holds the lock: pid \d+ .*'bottle apply'/)
+    await slow
+  })
+
+  for (const command of ["apply", "reconcile"] as const) {
+    it(`SIGKILL in the middle of ${command}: the next run converges with no duplicates`, async () => {
+      const names = Array.from({ length: 6 }, (_, i) => `k${command[0]}${i}`)
+      const file = join(dir, `kill-${command}.yaml`)
+      writeFileSync(file, specOf(names))
+      if (command === "reconcile") expect(bottle(env, "apply", "-f", file).status).toBe(0)
+      const args = command === "apply" ? ["apply", "-f", file] : ["reconcile", "--prune", "--yes"]
+      const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: "ignore" })
+      // Kill it once it has started acting: wait for the first resource to appear.
+      for (let i = 0; i < 200; i++) {
+        const n = leftovers(prefix).length
+        if ((command === "apply" && n > 2) || (command === "reconcile" && n < 6 * 4)) break
+        await new Promise((r) => setTimeout(r, 25))
+      }
+      child.kill("SIGKILL")
+      await new Promise((r) => child.on("close", r))
+      const rerun = command === "apply" ? bottle(env, "apply", "-f", file) : bottle(env, "reconcile", "--prune", "--yes")
+      expect(rerun.status, rerun.stdout + rerun.stderr).toBe(0)
+      if (command === "apply") {
+        const left = leftovers(prefix)
+        expect(left.filter((l) => l.startsWith("container")).length).toBe(12)
+        expect(left.filter((l) => l.startsWith("network")).length).toBe(12)
+        expect(bottle(env, "diff", "-f", file).status).toBe(0)
+        expect(bottle(env, "reconcile", "--prune", "--yes").status).toBe(0)
+      }
+      expect(leftovers(prefix)).toEqual([])
+    })
+  }
+})
+
+describe.skipIf(!available)("sets", () => {
+  const prefix = uniquePrefix("sets")
+  const home = mkdtempSync(join(tmpdir(), "bottle-home-"))
+  const dir = mkdtempSync(join(tmpdir(), "bottle-specs-"))
+  const env = { BOTTLE_PREFIX: prefix, BOTTLE_HOME: home, BOTTLE_EGRESS_IMAGE: EGRESS_IMAGE, BOTTLE_SMOLVM: "/nonexistent/smolvm" }
+  afterAll(() => scrub(prefix))
+
+  it("apply --prune --set A never prunes set B; reconcile --prune reaps both", () => {
+    ensureTestImages()
+    const a = join(dir, "a.yaml")
+    const b = join(dir, "b.yaml")
+    writeFileSync(a, specOf(["in-a"]))
+    writeFileSync(b, specOf(["in-b"]))
+    expect(bottle(env, "apply", "-f", a, "--set", "team-a").status).toBe(0)
+    expect(bottle(env, "apply", "-f", b, "--set", "team-b").status).toBe(0)
+    writeFileSync(a, specOf(["other-a"]))
+    const r = bottle(env, "apply", "-f", a, "--set", "team-a", "--prune", "--yes")
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    const left = leftovers(prefix)
+    expect(left.some((l) => l.includes("in-a"))).toBe(false)
+    expect(left.filter((l) => l.includes("in-b")).length).toBe(4)
+    expect(existsSync(join(home, "state", "in-b"))).toBe(true)
+    expect(bottle(env, "reconcile", "--prune", "--yes").status).toBe(0)
+    expect(leftovers(prefix)).toEqual([])
+    expect(readdirSync(join(home, "state"))).toEqual([])
+  })
+})

@@ -1,0 +1,81 @@
+/**
+ * The fence, on a real engine: from inside the agent only the egress proxy
+ * answers. A listener on the host (0.0.0.0) is not reachable through the
+ * internal network's gateway, nor through Docker's default bridge; the same
+ * listener is reachable from an ordinary network, so the test can fail.
+ */
+import { createServer, type Server } from "node:http"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { AddressInfo } from "node:net"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { AGENT_IMAGE, bottle, docker, dockerOk, EGRESS_IMAGE, engineAvailable, ensureTestImages, scrub, uniquePrefix } from "../support/docker.js"
+
+const available = engineAvailable()
+
+describe.skipIf(!available)("isolation of the agent container", () => {
+  const prefix = uniquePrefix("iso")
+  const home = mkdtempSync(join(tmpdir(), "bottle-home-"))
+  const env = { BOTTLE_PREFIX: prefix, BOTTLE_HOME: home, BOTTLE_EGRESS_IMAGE: EGRESS_IMAGE }
+  const agent = `${prefix}-fenced-agent-1`
+  let server: Server
+  let port = 0
+
+  /** Exit status of a TCP connect + HTTP GET from inside a container. */
+  const reach = (container: string, host: string, p: number) =>
+    docker("exec", container, "sh", "-c", `wget -q -T 3 -O /dev/null http://${host}:${p}/ 2>/dev/null && echo reached || echo blocked`)
+
+  beforeAll(async () => {
+    ensureTestImages()
+    server = createServer((_req, res) => res.end("host says hi"))
+    await new Promise<void>((r) => server.listen(0, "0.0.0.0", r))
+    port = (server.address() as AddressInfo).port
+    const file = join(mkdtempSync(join(tmpdir(), "bottle-specs-")), "fenced.yaml")
+    writeFileSync(file, `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: fenced }\nspec:\n  image: ${AGENT_IMAGE}\n  egress: { allow: [api.anthropic.com] }\n  resources: { memory: 128m, pids: 64, cpus: 0.5 }\n`)
+    const r = bottle(env, "apply", "-f", file)
+    if (r.status !== 0) throw new Error(`apply failed: ${r.stdout}${r.stderr}`)
+  })
+  afterAll(() => {
+    server?.close()
+    dockerOk("rm", "-f", `${prefix}-control`)
+    scrub(prefix)
+  })
+
+  it("reaches the egress proxy by name", () => {
+    expect(docker("exec", agent, "wget", "-q", "-T", "3", "-O", "-", "http://egress:8888/health")).toBe("ok")
+    expect(docker("exec", agent, "sh", "-c", "echo $HTTPS_PROXY $HTTP_PROXY")).toBe("http://egress:8888 http://egress:8888")
+  })
+
+  it("cannot reach a host service through the internal network's gateway or the default bridge", () => {
+    const gateway = docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", `${prefix}-fenced_internal`)
+    const bridge = docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", "bridge")
+    expect(reach(agent, gateway, port)).toBe("blocked")
+    expect(reach(agent, bridge, port)).toBe("blocked")
+    const egressGateway = docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", `${prefix}-fenced_egress`)
+    expect(reach(agent, egressGateway, port)).toBe("blocked")
+  })
+
+  it("the same listener answers from an ordinary network (the check above can fail)", () => {
+    const egressGateway = docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", `${prefix}-fenced_egress`)
+    docker("run", "-d", "--name", `${prefix}-control`, "--network", `${prefix}-fenced_egress`, AGENT_IMAGE)
+    expect(reach(`${prefix}-control`, egressGateway, port)).toBe("reached")
+  })
+
+  it("has the hardening in its HostConfig", () => {
+    const host = JSON.parse(docker("inspect", "--format", "{{json .HostConfig}}", agent))
+    expect(host.CapDrop).toEqual(["ALL"])
+    expect(host.CapAdd ?? []).toEqual([])
+    expect(host.SecurityOpt).toContain("no-new-privileges:true")
+    expect(host.Privileged).toBe(false)
+    expect(host.PidsLimit).toBe(64)
+    expect(host.Memory).toBe(128 * 1024 * 1024)
+    expect(host.NanoCpus).toBe(500_000_000)
+    expect(host.NetworkMode).toBe(`${prefix}-fenced_internal`)
+    expect(JSON.stringify(host.Binds)).not.toContain("docker.sock")
+    expect(host.Binds).toEqual([`${home}/state/fenced/workspace:/workspace`])
+    const networks = Object.keys(JSON.parse(docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", agent)))
+    expect(networks).toEqual([`${prefix}-fenced_internal`])
+    expect(docker("exec", agent, "sh", "-c", "grep CapEff /proc/self/status | cut -f2")).toBe("0000000000000000")
+  })
+})
