@@ -252,7 +252,7 @@ describe("rule 5: live bottles and partial observation", () => {
     expect(mutating(p.actions)).toEqual([])
     const blocked = find(p.actions, "Blocked", "vm")
     expect(blocked._tag === "Blocked" && blocked.rule).toBe("backend unavailable")
-    expect(p.notes[0]).toContain("smolvm not found")
+    expect(blocked.cause).toContain("smolvm not found")
   })
 })
 

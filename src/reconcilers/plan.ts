@@ -66,7 +66,6 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
   const docker = observed.docker._tag === "Ok" ? observed.docker.value : undefined
   const smol = observed.smolvm._tag === "Ok" ? observed.smolvm.value : observed.smolvm._tag === "Unavailable" ? { version: "", machines: [] } : undefined
   const state = observed.state._tag === "Ok" ? observed.state.value : undefined
-  if (observed.smolvm._tag === "Unavailable") notes.push(`smolmachines backend unavailable: ${observed.smolvm.reason}`)
   for (const i of state?.ignored ?? []) notes.push(`state/${i.name}: ${i.reason}; left alone`)
 
   // Rule 3: everything without the prefix is invisible from here on.

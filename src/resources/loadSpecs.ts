@@ -43,7 +43,9 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string) =>
       const info = yield* Effect.either(fs.stat(input))
       if (Either.isLeft(info)) { problem(input, "no such file or directory", 0, 0); continue }
       if (info.right.type === "Directory") {
-        const entries = (yield* fs.readDirectory(input)).filter((e) => SPEC_EXTENSIONS.test(e)).sort()
+        const listed = yield* Effect.either(fs.readDirectory(input))
+        if (Either.isLeft(listed)) { problem(input, `cannot read directory: ${listed.left.message}`, 0, 0); continue }
+        const entries = listed.right.filter((e) => SPEC_EXTENSIONS.test(e)).sort()
         if (entries.length === 0) problem(input, "directory holds no .yaml, .yml or .toml spec files", 0, 0)
         files.push(...entries.map((e) => path.join(input, e)))
       } else files.push(input)
@@ -52,12 +54,14 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string) =>
     const bottles: Array<DesiredBottle> = []
     const seen = new Map<string, { file: string; line: number }>()
     for (const file of files) {
-      const info = yield* fs.stat(file)
-      if (Number(info.size) > MAX_SPEC_BYTES) {
-        problem(file, `file is ${info.size} bytes; spec files are limited to ${MAX_SPEC_BYTES}`, 0, 0)
+      const info = yield* Effect.either(fs.stat(file))
+      if (Either.isRight(info) && Number(info.right.size) > MAX_SPEC_BYTES) {
+        problem(file, `file is ${info.right.size} bytes; spec files are limited to ${MAX_SPEC_BYTES}`, 0, 0)
         continue
       }
-      const text = yield* fs.readFileString(file)
+      const read = yield* Effect.either(fs.readFileString(file))
+      if (Either.isLeft(read)) { problem(file, `cannot read: ${read.left.message}`, 0, 0); continue }
+      const text = read.right
       const parsed = parseSpecText(file, text)
       if (parsed._tag === "Err") { problems.push(...parsed.problems); continue }
       if (parsed.documents.length === 0) problem(file, "holds no bottle documents")
@@ -94,7 +98,7 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string) =>
         const skills: Array<string> = []
         for (const [i, s] of (b.spec.skills ?? []).entries()) {
           const target = path.resolve(dir, s)
-          const exists = yield* fs.exists(target)
+          const exists = yield* fs.exists(target).pipe(Effect.orElseSucceed(() => false))
           const p = at(["spec", "skills", i])
           if (!exists) problem(file, `skill path ${target} does not exist`, p.line, p.column, `spec.skills[${i}]`)
           else skills.push(target)

@@ -155,7 +155,7 @@ describe.skipIf(!available)("faults", () => {
     expect(r.stdout).toContain(`FAILED RemoveContainer ${prefix}-f2-agent-1: `)
     expect(r.stdout).toContain("injected fault")
     expect(r.stdout).toMatch(/skipped RemoveStateDir .*f2: /)
-    expect(leftovers(prefix).sort()).toEqual([`container ${prefix}-f2-agent-1`, `container ${prefix}-f2-egress-1`, `network ${prefix}-f2_egress`, `network ${prefix}-f2_internal`].sort())
+    expect([...leftovers(prefix)].sort()).toEqual([`container ${prefix}-f2-agent-1`, `container ${prefix}-f2-egress-1`, `network ${prefix}-f2_egress`, `network ${prefix}-f2_internal`].sort())
     expect(existsSync(join(home, "state", "f2"))).toBe(true)
     expect(existsSync(join(home, "state", "f1"))).toBe(false)
     const again = bottle(env, "reconcile", "--prune", "--yes")

@@ -66,7 +66,7 @@ describe.skipIf(!available)("bottle lifecycle on the Docker backend", () => {
     const meta = JSON.parse(docker("run", "--rm", "-v", `${home}/state/alpha:/s:ro`, AGENT_IMAGE, "cat", "/s/metadata.json"))
     expect(meta).toMatchObject({ name: "alpha", backend: "docker", set: "default" })
     // The proxy got the allow list rendered from the spec.
-    const config = docker("exec", `${prefix}-alpha-agent-1`, "wget", "-q", "-O", "-", "http://egress:8888/config.yaml")
+    const config = docker("exec", `${prefix}-alpha-agent-1`, "wget", "-Y", "off", "-q", "-O", "-", "http://egress:8888/config.yaml")
     expect(config).toContain("mode: strict")
     expect(config).toContain("- api.anthropic.com")
     // docker compose sees it as an ordinary project.
