@@ -38,8 +38,8 @@ describe.skipIf(!available)("the y/N question", () => {
     expect(existsSync(orphan)).toBe(true)
   })
 
-  it("no answer at all (end of input) is a no", () => {
-    const r = onTerminal(env, "", "reconcile", "--prune")
+  it("no answer at all (end of input, ^D) is a no", () => {
+    const r = onTerminal(env, "\x04", "reconcile", "--prune")
     expect(r.status).toBe(0)
     expect(existsSync(orphan)).toBe(true)
   })

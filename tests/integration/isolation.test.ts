@@ -4,13 +4,12 @@
  * internal network's gateway, nor through Docker's default bridge; the same
  * listener is reachable from an ordinary network, so the test can fail.
  */
-import { createServer, type Server } from "node:http"
+import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { AGENT_IMAGE, bottle, docker, dockerOk, EGRESS_IMAGE, engineAvailable, ensureTestImages, scrub, uniquePrefix } from "../support/docker.js"
+import { AGENT_IMAGE, bodyOf, bottle, docker, dockerOk, EGRESS_IMAGE, engineAvailable, ensureTestImages, httpGet, scrub, uniquePrefix } from "../support/docker.js"
 
 const available = engineAvailable()
 
@@ -19,31 +18,34 @@ describe.skipIf(!available)("isolation of the agent container", () => {
   const home = mkdtempSync(join(tmpdir(), "bottle-home-"))
   const env = { BOTTLE_PREFIX: prefix, BOTTLE_HOME: home, BOTTLE_EGRESS_IMAGE: EGRESS_IMAGE }
   const agent = `${prefix}-fenced-agent-1`
-  let server: Server
+  // The listener runs in a process of its own: docker exec blocks this one.
+  let listener: ChildProcess | undefined
   let port = 0
 
   /** Whether a direct HTTP GET (proxy variables ignored) from inside a container gets an answer. */
-  const reach = (container: string, host: string, p: number) =>
-    docker("exec", container, "sh", "-c", `wget -Y off -q -T 3 -O /dev/null http://${host}:${p}/ 2>/dev/null && echo reached || echo blocked`)
+  const reach = (container: string, host: string, p: number) => (httpGet(container, host, p).startsWith("HTTP/") ? "reached" : "blocked")
 
   beforeAll(async () => {
     ensureTestImages()
-    server = createServer((_req, res) => res.end("host says hi"))
-    await new Promise<void>((r) => server.listen(0, "0.0.0.0", r))
-    port = (server.address() as AddressInfo).port
+    listener = spawn(process.execPath, ["-e", "const s = require('http').createServer((q, r) => r.end('host says hi')).listen(0, '0.0.0.0', () => console.log(s.address().port))"], { stdio: ["ignore", "pipe", "inherit"] })
+    port = await new Promise<number>((r) => listener!.stdout!.once("data", (d) => r(Number(String(d).trim()))))
     const file = join(mkdtempSync(join(tmpdir(), "bottle-specs-")), "fenced.yaml")
     writeFileSync(file, `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: fenced }\nspec:\n  image: ${AGENT_IMAGE}\n  egress: { allow: [api.anthropic.com] }\n  resources: { memory: 128m, pids: 64, cpus: 0.5 }\n`)
     const r = bottle(env, "apply", "-f", file)
     if (r.status !== 0) throw new Error(`apply failed: ${r.stdout}${r.stderr}`)
+    // The proxy stand-in needs a moment to listen.
+    for (let i = 0; i < 50 && !httpGet(agent, "egress", 8888, "/health").startsWith("HTTP/"); i++) {
+      await new Promise((res) => setTimeout(res, 200))
+    }
   })
   afterAll(() => {
-    server?.close()
+    listener?.kill()
     dockerOk("rm", "-f", `${prefix}-control`)
     scrub(prefix)
   })
 
   it("reaches the egress proxy by name", () => {
-    expect(docker("exec", agent, "wget", "-Y", "off", "-q", "-T", "3", "-O", "-", "http://egress:8888/health")).toBe("ok")
+    expect(bodyOf(httpGet(agent, "egress", 8888, "/health"))).toBe("ok")
     expect(docker("exec", agent, "sh", "-c", "echo $HTTPS_PROXY $HTTP_PROXY")).toBe("http://egress:8888 http://egress:8888")
   })
 

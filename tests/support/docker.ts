@@ -83,3 +83,16 @@ export const bottleAsync = (env: NodeJS.ProcessEnv, ...args: ReadonlyArray<strin
     child.stderr.on("data", (d) => (stderr += d))
     child.on("close", (code, signal) => resolve({ status: code ?? (signal ? -1 : 0), stdout, stderr }))
   })
+
+/**
+ * An HTTP GET from inside a container with busybox nc (direct, ignoring proxy
+ * variables; busybox's static wget crashes on some hosts). Returns the whole
+ * response, or "" when nothing answered.
+ */
+export const httpGet = (container: string, host: string, port: number, path = "/"): string => {
+  const r = spawnSync("docker", ["exec", container, "sh", "-c", `printf 'GET ${path} HTTP/1.0\\r\\nHost: ${host}\\r\\n\\r\\n' | nc -w 3 ${host} ${port}`], { encoding: "utf8" })
+  return r.stdout ?? ""
+}
+
+/** The body of an HTTP response. */
+export const bodyOf = (response: string) => response.split(/\r?\n\r?\n/).slice(1).join("\n\n").trim()
