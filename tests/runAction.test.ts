@@ -1,0 +1,85 @@
+/**
+ * The state-dir guards of the runner, checked again at execution time:
+ * whatever the plan says, a state dir is never removed through a symlink,
+ * outside the state root, under a name that is not a plain bottle name, or
+ * once a `.preserve` marker (of any kind) is there.
+ */
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Layer } from "effect"
+import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { DockerEngine } from "../src/observers/DockerEngine.js"
+import { Smolvm } from "../src/observers/Smolvm.js"
+import { Action } from "../src/reconcilers/actions.js"
+import { makeRunner } from "../src/reconcilers/runAction.js"
+
+// The state-dir actions must not touch either backend.
+const NoBackends = Layer.mergeAll(
+  Layer.succeed(DockerEngine, new Proxy({}, { get: () => { throw new Error("docker must not be used") } }) as never),
+  Layer.succeed(Smolvm, new Proxy({}, { get: () => { throw new Error("smolvm must not be used") } }) as never)
+)
+
+const remove = (root: string, name: string) =>
+  Effect.gen(function* () {
+    const run = yield* makeRunner({ log: () => undefined })
+    return yield* Effect.either(run(Action.RemoveStateDir({ id: "x", bottle: name, resource: join(root, name), cause: "test", after: [], root, name })))
+  }).pipe(Effect.provide(Layer.merge(NoBackends, NodeContext.layer)))
+
+const setup = () => {
+  const root = mkdtempSync(join(tmpdir(), "bottle-state-"))
+  const outside = mkdtempSync(join(tmpdir(), "bottle-outside-"))
+  writeFileSync(join(outside, "precious"), "keep")
+  return { root, outside }
+}
+
+describe("RemoveStateDir at execution time", () => {
+  it.effect("removes a plain orphan dir", () =>
+    Effect.gen(function* () {
+      const { root } = setup()
+      mkdirSync(join(root, "orphan", "workspace"), { recursive: true })
+      expect(Either.isRight(yield* remove(root, "orphan"))).toBe(true)
+      expect(existsSync(join(root, "orphan"))).toBe(false)
+    }))
+
+  it.effect("counts an already-gone dir as done", () =>
+    Effect.gen(function* () {
+      const { root } = setup()
+      expect(yield* remove(root, "never-was")).toEqual(Either.right("already gone"))
+    }))
+
+  for (const kind of ["file", "directory", "dangling symlink"] as const) {
+    it.effect(`refuses when a .preserve ${kind} appeared after planning`, () =>
+      Effect.gen(function* () {
+        const { root } = setup()
+        const d = join(root, "late")
+        mkdirSync(d)
+        if (kind === "file") writeFileSync(join(d, ".preserve"), "")
+        if (kind === "directory") mkdirSync(join(d, ".preserve"))
+        if (kind === "dangling symlink") symlinkSync("/nonexistent", join(d, ".preserve"))
+        const r = yield* remove(root, "late")
+        expect(Either.isLeft(r) && r.left.message).toContain("a .preserve marker appeared")
+        expect(existsSync(d)).toBe(true)
+      }))
+  }
+
+  it.effect("refuses a state dir that is a symlink out of the root", () =>
+    Effect.gen(function* () {
+      const { root, outside } = setup()
+      symlinkSync(outside, join(root, "escape"))
+      const r = yield* remove(root, "escape")
+      expect(Either.isLeft(r) && r.left.message).toContain("symlink")
+      expect(existsSync(join(outside, "precious"))).toBe(true)
+    }))
+
+  for (const name of ["..", ".", "", "a/b", ".hidden", "../outside", "Name With Spaces"]) {
+    it.effect(`refuses the id ${JSON.stringify(name)}`, () =>
+      Effect.gen(function* () {
+        const { root } = setup()
+        const r = yield* remove(join(root, "state"), name)
+        expect(Either.isLeft(r) && r.left.message).toContain("not a plain bottle name")
+        expect(existsSync(root)).toBe(true)
+      }))
+  }
+})
