@@ -3,7 +3,8 @@
  * Entry point. `--version` is answered before the command tree is loaded,
  * so it starts as fast as node itself; everything else loads main.
  */
-const VERSION = "0.1.0"
+import { VERSION } from "./version.js"
+
 const args = process.argv.slice(2)
 if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
   process.stdout.write(`bottle ${VERSION}\n`)

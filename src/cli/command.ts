@@ -4,8 +4,8 @@ import { apply } from "./apply.js"
 import { diff } from "./diff.js"
 import { get } from "./get.js"
 import { reconcile } from "./reconcile.js"
+import { VERSION } from "./version.js"
 
-export const VERSION = "0.1.0"
 
 export const root = Command.make("bottle").pipe(
   Command.withDescription("run AI coding agents in sandboxes, declaratively"),

@@ -77,8 +77,9 @@ export const get = Command.make("get", { output }, (o) =>
     const failed = [observed.docker, observed.smolvm, observed.state].flatMap((s) => (s._tag === "Failed" ? [`${s.source}: ${s.error}`] : []))
     if (o.output === "json") json({ bottles: rows, failed })
     else {
-      if (rows.length === 0) out("No bottles.")
-      else out(table([["BACKEND", "NAME", "SET", "STATE", "STATE DIR", "SERVICES"], ...rows.map((r) => [r.backend, r.name, r.set, r.state, r.stateDir, r.services.join(",")])]))
+      // "No bottles" only when every observer answered: a failed one proves nothing.
+      if (rows.length === 0 && failed.length === 0) out("No bottles.")
+      else if (rows.length > 0) out(table([["BACKEND", "NAME", "SET", "STATE", "STATE DIR", "SERVICES"], ...rows.map((r) => [r.backend, r.name, r.set, r.state, r.stateDir, r.services.join(",")])]))
       for (const f of failed) err(`error: observation incomplete: ${f}`)
     }
     if (failed.length > 0) return yield* Effect.fail(exitWith(2))

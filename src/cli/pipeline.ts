@@ -12,7 +12,7 @@ import { isDestructive, isMutating, type Plan } from "../reconcilers/actions.js"
 import { execute } from "../reconcilers/execute.js"
 import { withLock } from "../reconcilers/lock.js"
 import { plan as makePlan, type PruneScope } from "../reconcilers/plan.js"
-import { actionJson, planJson, renderPlan, renderReport } from "../reconcilers/render.js"
+import { actionJson, planJson, renderPlan, renderReportSummary, renderResult } from "../reconcilers/render.js"
 import { hasFailures } from "../reconcilers/report.js"
 import { makeRunner } from "../reconcilers/runAction.js"
 import { Confirm } from "./confirm.js"
@@ -99,11 +99,7 @@ export const mutate = (req: MutateRequest) =>
       const report = yield* execute(p, run, {
         concurrency: req.concurrency,
         onResult: (r) => {
-          if (req.output !== "table") return
-          const o = r.outcome
-          const tag = o._tag === "Done" ? s.green("done") : o._tag === "Failed" ? s.red("FAILED") : s.yellow("skipped")
-          const detail = o._tag === "Failed" ? `: ${o.error}` : o._tag === "Skipped" ? `: ${o.reason}` : o.note ? ` (${o.note})` : ""
-          out(`${tag} ${r.action._tag} ${r.action.resource}${detail}`)
+          if (req.output === "table") out(renderResult(r, s))
         }
       })
       if (req.output === "json") {
@@ -113,7 +109,7 @@ export const mutate = (req: MutateRequest) =>
         })
       } else {
         out("")
-        out(renderReport(report, s).split("\n").pop()!)
+        out(renderReportSummary(report))
       }
       if (hasFailures(report) || attention) return yield* Effect.fail(exitWith(1))
     })

@@ -28,6 +28,15 @@ export class DockerError extends Data.TaggedError("DockerError")<{
   }
 }
 
+/** The system error under a transport failure (`connect ENOENT /var/run/docker.sock`), when there is one. */
+const causeText = (cause: unknown): string | undefined => {
+  if (cause instanceof Error) {
+    const code = (cause as NodeJS.ErrnoException).code
+    return code !== undefined && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
+  }
+  return undefined
+}
+
 /** Where the Engine listens, from DOCKER_HOST. */
 export interface Endpoint {
   readonly display: string
@@ -130,7 +139,7 @@ const make = (opts: DockerEngineOptions) =>
     /** Sends one request; non-2xx answers become DockerErrors carrying the Engine's message. */
     const send = (request: HttpClientRequest.HttpClientRequest, path: string, timeout: Duration.DurationInput) =>
       client.execute(request).pipe(
-        Effect.mapError((e) => fail(request.method, path, e._tag === "RequestError" ? "Unreachable" : "BadResponse", e.message.replace(/^.*?: /, "") || String(e))),
+        Effect.mapError((e) => fail(request.method, path, e._tag === "RequestError" ? "Unreachable" : "BadResponse", causeText(e.cause) ?? e.message)),
         Effect.flatMap((res) =>
           res.status >= 200 && res.status < 300 || res.status === 304
             ? Effect.succeed(res)

@@ -1,6 +1,6 @@
 /** Plans and reports as text a person reads (Terraform-like) and as JSON. Pure. */
 import { isMutating, kindOf, type Action, type Plan } from "./actions.js"
-import type { Outcome, Report } from "./report.js"
+import type { ActionResult, Report } from "./report.js"
 
 export interface Style {
   readonly green: (s: string) => string
@@ -139,18 +139,19 @@ export const renderPlan = (plan: Plan, s: Style = plainStyle): string => {
   return lines.join("\n")
 }
 
-export const renderReport = (report: Report, s: Style = plainStyle): string => {
-  const lines: Array<string> = []
-  const mark = (o: Outcome) => (o._tag === "Done" ? s.green("ok") : o._tag === "Failed" ? s.red("FAILED") : s.yellow("skipped"))
-  for (const r of report.results) {
-    const detail = r.outcome._tag === "Failed" ? `: ${r.outcome.error}` : r.outcome._tag === "Skipped" ? `: ${r.outcome.reason}` : ""
-    lines.push(`  ${mark(r.outcome)} ${r.action._tag} ${r.action.resource}${detail}`)
-  }
+/** One line: how many actions were done, failed and skipped. */
+export const renderReportSummary = (report: Report): string => {
   const failed = report.results.filter((r) => r.outcome._tag === "Failed").length
   const skipped = report.results.filter((r) => r.outcome._tag === "Skipped").length
-  const done = report.results.length - failed - skipped
-  lines.push(`${done} done, ${failed} failed, ${skipped} skipped.`)
-  return lines.join("\n")
+  return `${report.results.length - failed - skipped} done, ${failed} failed, ${skipped} skipped.`
+}
+
+/** One line per finished action, as the executor reports it. */
+export const renderResult = (r: ActionResult, s: Style = plainStyle): string => {
+  const o = r.outcome
+  const tag = o._tag === "Done" ? s.green("done") : o._tag === "Failed" ? s.red("FAILED") : s.yellow("skipped")
+  const detail = o._tag === "Failed" ? `: ${o.error}` : o._tag === "Skipped" ? `: ${o.reason}` : o.note ? ` (${o.note})` : ""
+  return `${tag} ${r.action._tag} ${r.action.resource}${detail}`
 }
 
 /** The JSON form of a plan: stable keys, no class instances. */
