@@ -73,7 +73,8 @@ const parseYamlText = (file: string, text: string): ParseResult => {
         return toValue(target, path)
       }
       const n = node as YamlNode
-      if (n.range) positions.set(pathKey(path), at(n.range[0]))
+      // A field's position is its key's, when it has one: that is where an editor should point.
+      if (n.range && !positions.has(pathKey(path))) positions.set(pathKey(path), at(n.range[0]))
       if (n.tag !== undefined && !n.tag.startsWith("tag:yaml.org,2002:")) {
         throw new Refusal(path, `custom YAML tag ${n.tag} is not allowed`)
       }
