@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 180_000,
     // Integration suites share one Docker Engine and one prefix each; files run one at a time.
     fileParallelism: false,
-    reporters: ["default"]
+    reporters: ["default", "./tests/support/summaryReporter.ts"]
   }
 })
