@@ -63,6 +63,8 @@ export interface SmolvmOptions {
   readonly binary: string
   /** Bound on every invocation (default 30 s); the child is killed when it runs out. */
   readonly timeout?: Duration.DurationInput
+  /** Bound on `start`, which may pull the image first (default 10 minutes). */
+  readonly startTimeout?: Duration.DurationInput
   /** Added to the child's environment (which otherwise is ours). */
   readonly env?: Readonly<Record<string, string>>
 }
@@ -144,7 +146,7 @@ const make = (opts: SmolvmOptions) =>
     const fail = (command: string, reason: SmolvmErrorReason, detail: string) => new SmolvmError({ reason, command, detail })
 
     /** Runs `binary args`; any exit code is a result, only not running it (or its dying of a signal) is an error. */
-    const run = (args: ReadonlyArray<string>, display: string): Effect.Effect<Ran, SmolvmError> => {
+    const run = (args: ReadonlyArray<string>, display: string, bound: Duration.Duration = timeout): Effect.Effect<Ran, SmolvmError> => {
       const command = Command.make(binary, ...args).pipe(
         Command.env(opts.env ?? {}),
         // An empty, closed stdin: smolvm never gets to wait for an answer (delete's prompt, for one).
@@ -169,13 +171,13 @@ const make = (opts: SmolvmOptions) =>
             : fail(display, "Failed", e.message)
         ),
         // Interrupting the scoped effect kills the child's process group and waits for it.
-        Effect.timeoutFail({ duration: timeout, onTimeout: () => fail(display, "Timeout", Duration.format(timeout)) })
+        Effect.timeoutFail({ duration: bound, onTimeout: () => fail(display, "Timeout", Duration.format(bound)) })
       )
     }
 
     /** Runs a machine command whose stdout is not read: exit 0 is success, the rest becomes a reason. */
-    const act = (args: ReadonlyArray<string>, display: string, reasonFor: (line: string) => SmolvmErrorReason) =>
-      run(args, display).pipe(
+    const act = (args: ReadonlyArray<string>, display: string, reasonFor: (line: string) => SmolvmErrorReason, bound: Duration.Duration = timeout) =>
+      run(args, display, bound).pipe(
         Effect.flatMap((r) => {
           if (r.code === 0) return Effect.void
           const line = errorLine(r)
@@ -183,9 +185,10 @@ const make = (opts: SmolvmOptions) =>
         })
       )
     const notFound = (line: string): SmolvmErrorReason => (/^Error: vm not found\b/.test(line) ? "NotFound" : "Failed")
+    const startTimeout = Duration.decode(opts.startTimeout ?? Duration.minutes(10))
     const byName = (verb: string, name: string, ...flags: ReadonlyArray<string>) => {
       const args = ["machine", verb, "--name", name, ...flags]
-      return act(args, [binary, ...args].join(" "), notFound)
+      return act(args, [binary, ...args].join(" "), notFound, verb === "start" ? startTimeout : timeout)
     }
 
     const versionArgs = ["--version"]
