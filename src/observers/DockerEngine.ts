@@ -163,7 +163,12 @@ const make = (opts: DockerEngineOptions) =>
       const req = HttpClientRequest.make(method)(url(path))
       return send(body === undefined ? req : HttpClientRequest.bodyUnsafeJson(req, body), path, opts.timeout).pipe(
         Effect.flatMap((res) =>
-          schema === undefined || res.status === 204 || res.status === 304 ? Effect.succeed(undefined as A) : decodeBody(schema, method, path)(res)
+          schema === undefined || res.status === 204 || res.status === 304
+            // Read (and drop) the body even when there is none to decode: an
+            // unread response keeps its keep-alive socket, and once maxSockets
+            // of them are held every later call waits until it times out.
+            ? res.text.pipe(Effect.orElseSucceed(() => ""), Effect.as(undefined as A))
+            : decodeBody(schema, method, path)(res)
         )
       )
     }

@@ -1,0 +1,61 @@
+/**
+ * The Engine client against a stand-in Engine on a unix socket: calls whose
+ * answers carry no body (204 of a remove or a start) must hand their
+ * keep-alive socket back, or a prune of more bottles than the pool holds
+ * stalls until every later call times out.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { mkdtempSync } from "node:fs"
+import { createServer, type Server } from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { DockerEngine, layer, parseDockerHost, type Endpoint } from "../src/observers/DockerEngine.js"
+
+const serve = async (handler: Parameters<typeof createServer>[1]): Promise<{ endpoint: Endpoint; server: Server }> => {
+  const socketPath = join(mkdtempSync(join(tmpdir(), "bottle-engine-")), "docker.sock")
+  const server = createServer(handler)
+  await new Promise<void>((r) => server.listen(socketPath, r))
+  return { endpoint: parseDockerHost(`unix://${socketPath}`) as Endpoint, server }
+}
+
+const close = (server: Server) => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) })
+
+describe("DockerEngine client", () => {
+  it.live("100 bodiless answers in a row, 8 at a time, all succeed (no socket is kept by an unread answer)", () =>
+    Effect.gen(function* () {
+      const seen: Array<string> = []
+      const { endpoint, server } = yield* Effect.promise(() => serve((req, res) => {
+        seen.push(`${req.method} ${req.url}`)
+        res.writeHead(204).end()
+      }))
+      const ids = Array.from({ length: 100 }, (_, i) => `c${i}`)
+      const result = yield* Effect.gen(function* () {
+        const docker = yield* DockerEngine
+        yield* Effect.forEach(ids.slice(0, 50), (id) => docker.removeContainer(id), { concurrency: 8 })
+        yield* Effect.forEach(ids.slice(50), (id) => docker.startContainer(id), { concurrency: 8 })
+        return "ok"
+      }).pipe(
+        Effect.provide(layer({ endpoint, timeout: "2 seconds", pullTimeout: "2 seconds" })),
+        Effect.either,
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(result._tag === "Right" ? "ok" : String(result.left)).toBe("ok")
+      expect(seen.filter((r) => r.startsWith("DELETE /v1.41/containers/"))).toHaveLength(50)
+      expect(seen.filter((r) => r.endsWith("/start"))).toHaveLength(50)
+    }), 30_000)
+
+  it.live("an error answer's message is the Engine's, with the reason callers absorb", () =>
+    Effect.gen(function* () {
+      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ message: "No such container: c1" }))
+      }))
+      const result = yield* Effect.flatMap(DockerEngine, (d) => d.removeContainer("c1")).pipe(
+        Effect.provide(layer({ endpoint, timeout: "2 seconds", pullTimeout: "2 seconds" })),
+        Effect.flip,
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(result.reason).toBe("NotFound")
+      expect(result.message).toContain("No such container: c1")
+    }), 30_000)
+})
