@@ -10,7 +10,7 @@ import { Effect, Either, Layer } from "effect"
 import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { DockerEngine } from "../src/observers/DockerEngine.js"
+import { DockerEngine, DockerError } from "../src/observers/DockerEngine.js"
 import { Smolvm } from "../src/observers/Smolvm.js"
 import { Action } from "../src/reconcilers/actions.js"
 import { makeRunner } from "../src/reconcilers/runAction.js"
@@ -82,4 +82,29 @@ describe("RemoveStateDir at execution time", () => {
         expect(existsSync(root)).toBe(true)
       }))
   }
+})
+
+describe("CreateNetwork at execution time", () => {
+  it.effect("an Engine out of address pools fails with the Engine's words and what to do about it", () =>
+    Effect.gen(function* () {
+      const poolsFull = new DockerError({
+        reason: "Server", endpoint: "unix:///var/run/docker.sock", method: "POST", path: "/networks/create", status: 500,
+        detail: "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+      })
+      const engine = new Proxy({ createNetwork: () => Effect.fail(poolsFull) }, {
+        get: (t, k) => { if (k in t) return t[k as keyof typeof t]; throw new Error(`docker.${String(k)} must not be used`) }
+      })
+      const layer = Layer.mergeAll(Layer.succeed(DockerEngine, engine as never), Layer.succeed(Smolvm, {} as never), NodeContext.layer)
+      const result = yield* Effect.gen(function* () {
+        const run = yield* makeRunner({ log: () => undefined })
+        return yield* Effect.either(run(Action.CreateNetwork({
+          id: "n", bottle: "b", resource: "claude-bottle-b_internal", cause: "test", after: [], replaces: false,
+          spec: { bottle: "b", name: "claude-bottle-b_internal", role: "internal", hash: "h", body: {} }
+        })))
+      }).pipe(Effect.provide(layer))
+      expect(Either.isLeft(result)).toBe(true)
+      const message = Either.isLeft(result) ? result.left.message : ""
+      expect(message).toContain("non-overlapping IPv4 address pool")
+      expect(message).toContain("default-address-pools")
+    }))
 })

@@ -4,7 +4,7 @@
  */
 import { FileSystem } from "@effect/platform"
 import { Data, Effect, Either } from "effect"
-import { DockerEngine, type DockerError } from "../observers/DockerEngine.js"
+import { DockerEngine, DockerError } from "../observers/DockerEngine.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
 import { Bottle as BL } from "../resources/labels.js"
 import { bottleNameProblem } from "../resources/names.js"
@@ -80,7 +80,15 @@ export const makeRunner = (opts: RunnerOptions) =>
           docker.listNetworks({ name: [a.spec.name] }).pipe(
             Effect.flatMap((ns) => ns.some((n) => n.Name === a.spec.name && n.Labels?.[BL.specHash] === a.spec.hash) ? Effect.succeed("already there") : Effect.fail(e))
           )),
-        Effect.map((id) => (id === "already there" ? id : `id ${id.slice(0, 12)}`))
+        Effect.map((id) => (id === "already there" ? id : `id ${id.slice(0, 12)}`)),
+        Effect.mapError((e) =>
+          /non-overlapping IPv4 address pool/i.test(e.message)
+            ? new DockerError({
+              reason: e.reason, endpoint: e.endpoint, method: e.method, path: e.path,
+              ...(e.status !== undefined ? { status: e.status } : {}),
+              detail: `${e.detail} (the Engine's address pools are full: remove networks you no longer need, or give dockerd more room with default-address-pools in /etc/docker/daemon.json)`
+            })
+            : e)
       )
 
     const ensureStateDir = (a: Extract<Action, { _tag: "EnsureStateDir" }>) =>
