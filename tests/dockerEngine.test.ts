@@ -45,17 +45,27 @@ describe("DockerEngine client", () => {
       expect(seen.filter((r) => r.endsWith("/start"))).toHaveLength(50)
     }), 30_000)
 
-  it.live("an error answer's message is the Engine's, with the reason callers absorb", () =>
+  const failRemove = (status: number, message: string) =>
     Effect.gen(function* () {
       const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
-        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ message: "No such container: c1" }))
+        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ message }))
       }))
-      const result = yield* Effect.flatMap(DockerEngine, (d) => d.removeContainer("c1")).pipe(
+      return yield* Effect.flatMap(DockerEngine, (d) => d.removeContainer("c1")).pipe(
         Effect.provide(layer({ endpoint, timeout: "2 seconds", pullTimeout: "2 seconds" })),
         Effect.flip,
         Effect.ensuring(Effect.promise(() => close(server)))
       )
-      expect(result.reason).toBe("NotFound")
-      expect(result.message).toContain("No such container: c1")
+    })
+
+  it.live.each([
+    [404, "No such container: c1", "NotFound"],
+    [409, "removal of container c1 is already in progress", "InProgress"],
+    [403, "error while removing network: network n1 id 0123 has active endpoints", "InUse"],
+    [500, "driver failed", "Server"]
+  ] as const)("an error answer %i %s keeps the Engine's message, with reason %s", ([status, message, reason]) =>
+    Effect.gen(function* () {
+      const error = yield* failRemove(status, message)
+      expect(error.reason).toBe(reason)
+      expect(error.message).toContain(message)
     }), 30_000)
 })

@@ -108,3 +108,41 @@ describe("CreateNetwork at execution time", () => {
       expect(message).toContain("default-address-pools")
     }))
 })
+
+describe("RemoveContainer at execution time", () => {
+  const inProgress = new DockerError({
+    reason: "InProgress", endpoint: "unix:///var/run/docker.sock", method: "DELETE", path: "/containers/c1", status: 409,
+    detail: "removal of container c1 is already in progress"
+  })
+  const notFound = new DockerError({ reason: "NotFound", endpoint: "unix:///var/run/docker.sock", method: "DELETE", path: "/containers/c1", status: 404, detail: "No such container: c1" })
+  const removeWith = (answers: Array<DockerError | "ok">) => {
+    let calls = 0
+    const engine = {
+      removeContainer: () => Effect.suspend(() => {
+        const a = answers[Math.min(calls++, answers.length - 1)]!
+        return a === "ok" ? Effect.void : Effect.fail(a)
+      })
+    }
+    const layer = Layer.mergeAll(Layer.succeed(DockerEngine, engine as never), Layer.succeed(Smolvm, {} as never), NodeContext.layer)
+    return Effect.gen(function* () {
+      const run = yield* makeRunner({ log: () => undefined })
+      const result = yield* Effect.either(run(Action.RemoveContainer({ id: "c", bottle: "b", resource: "claude-bottle-b-agent-1", cause: "test", after: [], containerId: "c1", replaced: false })))
+      return { result, calls }
+    }).pipe(Effect.provide(layer))
+  }
+
+  it.live("a removal still in progress (left by a killed run) is waited out, and gone counts as done", () =>
+    Effect.gen(function* () {
+      const { result, calls } = yield* removeWith([inProgress, inProgress, notFound])
+      expect(Either.isRight(result)).toBe(true)
+      expect(calls).toBe(3)
+    }))
+
+  it.live("a removal in progress that then fails for another reason is reported as that failure", () =>
+    Effect.gen(function* () {
+      const other = new DockerError({ reason: "Server", endpoint: "e", method: "DELETE", path: "/containers/c1", status: 500, detail: "driver failed to remove root filesystem" })
+      const { result, calls } = yield* removeWith([inProgress, other])
+      expect(Either.isLeft(result) ? result.left.message : "succeeded").toContain("driver failed to remove root filesystem")
+      expect(calls).toBe(2)
+    }))
+})

@@ -10,7 +10,7 @@ import { Context, Data, Duration, Effect, Layer, Schema, Stream } from "effect"
 /** Every Engine since Docker 20.10 (and Podman's compatible socket) speaks this version. */
 export const API_VERSION = "v1.41"
 
-export type DockerErrorReason = "NotFound" | "Conflict" | "InUse" | "Unreachable" | "Timeout" | "Server" | "BadResponse" | "BadRequest"
+export type DockerErrorReason = "NotFound" | "Conflict" | "InUse" | "InProgress" | "Unreachable" | "Timeout" | "Server" | "BadResponse" | "BadRequest"
 
 /** A failed Engine API call, with the reason callers may absorb. */
 export class DockerError extends Data.TaggedError("DockerError")<{
@@ -131,6 +131,7 @@ const make = (opts: DockerEngineOptions) =>
 
     const reasonFor = (status: number, message: string): DockerErrorReason =>
       status === 404 ? "NotFound"
+        : status === 409 && /already in progress/i.test(message) ? "InProgress"
         : status === 409 ? (/in use|active endpoints|is running/i.test(message) ? "InUse" : "Conflict")
         : status === 403 && /active endpoints|in use/i.test(message) ? "InUse"
         : status === 400 ? "BadRequest"

@@ -3,7 +3,7 @@
  * what to do: only how, and which errors mean "already converged".
  */
 import { FileSystem } from "@effect/platform"
-import { Data, Effect, Either } from "effect"
+import { Data, Effect, Either, Schedule } from "effect"
 import { DockerEngine, DockerError } from "../observers/DockerEngine.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
 import { Bottle as BL } from "../resources/labels.js"
@@ -35,8 +35,13 @@ export const makeRunner = (opts: RunnerOptions) =>
 
     const fsError = (path: string) => (e: { readonly message: string }) => new StateDirError({ path, detail: e.message })
     const gone = <A, E extends { readonly _tag: string; readonly reason: string }>(eff: Effect.Effect<A, E>) =>
-      // Already gone is success: a re-run after a crash converges.
-      eff.pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void))
+      eff.pipe(
+        // A removal the Engine is still doing (for a run that was killed
+        // mid-way) is asked again until it is over, for up to 30 s.
+        Effect.retry({ while: (e) => e.reason === "InProgress", schedule: Schedule.spaced("250 millis"), times: 120 }),
+        // Already gone is success: a re-run after a crash converges.
+        Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void)
+      )
 
     /** An existing container with our exact hash counts as created. */
     const existingWithHash = (name: string, hash: string) =>
