@@ -307,3 +307,102 @@ describe("notes", () => {
     expect(plan([], o, options("all")).notes).toEqual(["state/a file: not a bottle name; left alone"])
   })
 })
+
+describe("leftovers that may still be in use", () => {
+  it("removes a bottle's state dir only after a label-less container named for it is gone", () => {
+    const w = emptyWorld()
+    w.containers.push(container("claude-bottle-foo-agent-1"))
+    w.dirs.push({ name: "foo", path: `${S}/foo`, metadata: undefined, preserve: false })
+    const p = plan([], observed(w), options("all"))
+    expect(find(p.actions, "RemoveStateDir", `${S}/foo`).after).toEqual(["RemoveContainer:claude-bottle-foo-agent-1"])
+  })
+
+  it("when smolvm fails, a bundle (which may serve a running machine) and its bottle's state stay", () => {
+    const w = worldAfterApply([bottle("vm", { backend: "smolmachines" }), bottle("d")])
+    w.machines = []
+    const p = plan([], observed(w, { smolvm: { _tag: "Failed", source: "smolvm", error: "machine ls exited 1" } }), options("all"))
+    const m = brief(mutating(p.actions))
+    expect(m.filter((x) => /sidecars-vm|bundle-vm|state\/vm/.test(x))).toEqual([])
+    for (const r of ["claude-bottle-sidecars-vm", "claude-bottle-bundle-vm", `${S}/vm`]) {
+      const b = find(p.actions, "Blocked", r)
+      expect(b._tag === "Blocked" && b.error).toBe(true)
+      expect(b.cause).toContain("machine ls exited 1")
+    }
+    // The docker bottle's containers and networks still go.
+    expect(m).toContain("RemoveContainer claude-bottle-d-agent-1")
+    expect(m).toContain("RemoveNetwork claude-bottle-d_internal")
+  })
+
+  it("when smolvm is not installed, bundles are leftovers, but a smolmachines bottle's state stays", () => {
+    const w = worldAfterApply([bottle("vm", { backend: "smolmachines" }), bottle("d")])
+    w.machines = []
+    const p = plan([], observed(w, { smolvm: { _tag: "Unavailable", source: "smolvm", reason: "smolvm not found on PATH" } }), options("all"))
+    const m = brief(mutating(p.actions))
+    expect(m).toContain("RemoveContainer claude-bottle-sidecars-vm")
+    expect(m).toContain("RemoveNetwork claude-bottle-bundle-vm")
+    expect(m).toContain(`RemoveStateDir ${S}/d`)
+    expect(m).not.toContain(`RemoveStateDir ${S}/vm`)
+    const b = find(p.actions, "Blocked", `${S}/vm`)
+    expect(b._tag === "Blocked" && b.error).toBe(true)
+    expect(b.cause).toContain("smolvm not found on PATH")
+  })
+
+  it("leaves alone a volume named with the prefix that belongs to someone else's project", () => {
+    const w = emptyWorld()
+    w.volumes.push({ name: "claude-bottle-data", labels: { [Compose.project]: "myapp" } })
+    expect(mutating(plan([], observed(w), options("all")).actions)).toEqual([])
+  })
+
+  it("refuses a bottle whose state dir is a symlink (or a file): nothing is written through it", () => {
+    const o = observed(emptyWorld(), { state: { _tag: "Ok", value: { root: S, dirs: [], ignored: [{ name: "a", reason: "a symlink, not a directory" }] } } })
+    const p = plan([bottle("a")], o, options())
+    expect(mutating(p.actions)).toEqual([])
+    const b = find(p.actions, "Blocked", "a")
+    expect(b._tag === "Blocked" && b.error).toBe(true)
+    expect(b.cause).toContain("symlink")
+  })
+})
+
+describe("a bottle that changes backend", () => {
+  it("docker → smolmachines: the old agent, proxy and networks go, before the machine is made", () => {
+    const w = worldAfterApply([bottle("a")])
+    const p = plan([bottle("a", { backend: "smolmachines" })], observed(w), options())
+    const m = brief(mutating(p.actions))
+    for (const r of ["RemoveContainer claude-bottle-a-agent-1", "RemoveContainer claude-bottle-a-egress-1", "RemoveNetwork claude-bottle-a_internal", "RemoveNetwork claude-bottle-a_egress", "CreateMachine claude-bottle-a"]) {
+      expect(m).toContain(r)
+    }
+    expect(find(p.actions, "RemoveContainer", "claude-bottle-a-agent-1").cause).toBe("bottle moved to backend smolmachines")
+    expect(ancestors(p.actions, find(p.actions, "CreateMachine", "claude-bottle-a"))).toContain("RemoveContainer:claude-bottle-a-agent-1")
+  })
+
+  it("smolmachines → docker: the machine is stopped and deleted, and its bundle goes, before the agent is made", () => {
+    const w = worldAfterApply([bottle("a", { backend: "smolmachines" })])
+    const p = plan([bottle("a")], observed(w), options())
+    const m = brief(mutating(p.actions))
+    for (const r of ["StopMachine claude-bottle-a", "DeleteMachine claude-bottle-a", "RemoveContainer claude-bottle-sidecars-a", "RemoveNetwork claude-bottle-bundle-a", "CreateContainer claude-bottle-a-agent-1"]) {
+      expect(m).toContain(r)
+    }
+    expect(ancestors(p.actions, find(p.actions, "CreateContainer", "claude-bottle-a-agent-1"))).toContain("DeleteMachine:claude-bottle-a")
+  })
+
+  it("smolmachines → docker while smolvm cannot be asked: refused, nothing done", () => {
+    const w = worldAfterApply([bottle("a", { backend: "smolmachines" })])
+    w.machines = []
+    const p = plan([bottle("a")], observed(w, { smolvm: { _tag: "Failed", source: "smolvm", error: "machine ls exited 1" } }), options())
+    expect(mutating(p.actions)).toEqual([])
+    expect(find(p.actions, "Blocked", "a").cause).toContain("machine may still be running")
+  })
+})
+
+describe("odd containers of a bottle's project", () => {
+  it("a container named as the agent but labelled as another service is the agent, replaced once", () => {
+    const w = worldAfterApply([bottle("a")])
+    w.containers = w.containers.map((c) => (c.name === "claude-bottle-a-agent-1" ? { ...c, labels: { [Compose.project]: "claude-bottle-a", [Compose.service]: "claude" } } : c))
+    const p = plan([bottle("a")], observed(w), options())
+    expect(brief(mutating(p.actions))).toEqual([
+      "RemoveContainer claude-bottle-a-agent-1",
+      "CreateContainer claude-bottle-a-agent-1",
+      "StartContainer claude-bottle-a-agent-1"
+    ])
+  })
+})

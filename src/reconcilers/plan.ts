@@ -75,7 +75,8 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
   }
   const containers = (docker?.containers ?? []).filter((c) => ownsByLabels(c.name, c.labels))
   const networks = (docker?.networks ?? []).filter((n) => ownsByLabels(n.name, n.labels))
-  const volumes = (docker?.volumes ?? []).filter((v) => ownsByLabels(v.name, v.labels))
+  // Volumes only through a project of ours: a volume named with the prefix in someone else's project is theirs.
+  const volumes = (docker?.volumes ?? []).filter((v) => v.labels[Compose.project] !== undefined && names.owns(v.labels[Compose.project]!))
   const machines = (smol?.machines ?? []).filter((m) => names.owns(m.name))
   const stateDirs = state?.dirs ?? []
   const images = docker?.images ?? {}
@@ -90,6 +91,11 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
     if (i.kind === "machine") return name.slice(prefix.length + 1)
     return undefined
   }
+  /** Which backend an item serves: machines and their sidecar bundles are smolmachines', the rest docker's. */
+  const backendOf = (i: Item): "docker" | "smolmachines" => {
+    const name = itemName(i)
+    return i.kind === "machine" || name.startsWith(`${prefix}-sidecars-`) || name.startsWith(`${prefix}-bundle-`) ? "smolmachines" : "docker"
+  }
   const setOf = (i: Item) => {
     const l = itemLabels(i)
     return l[BL.managedBy] === MANAGED_BY ? l[BL.set] : undefined
@@ -101,6 +107,14 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
     ...volumes.map((v) => ({ kind: "volume", v }) as const),
     ...machines.map((m) => ({ kind: "machine", m }) as const)
   ]
+  /** Set when smolvm could not be asked: then no bundle may go, it may serve a running machine. */
+  const smolvmBlind = observed.smolvm._tag === "Failed" ? `smolvm could not be observed (${observed.smolvm.error})` : undefined
+  /**
+   * Set when smolvm is not installed: that means no machines (their bundles are leftovers), but a
+   * smolmachines bottle's state is not removed on that word alone: a PATH without smolvm (cron,
+   * sudo) or a mistyped BOTTLE_SMOLVM looks the same, and its machine may still be running.
+   */
+  const smolvmMissing = observed.smolvm._tag === "Unavailable" ? `smolvm is not available (${observed.smolvm.reason})` : undefined
   /** Items a desired bottle accounts for (kept, replaced or removed by its own planning). */
   const claimed = new Set<Item>()
   /** Items this plan removes. */
@@ -135,27 +149,50 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
       continue
     }
 
+    const odd = state?.ignored.find((i) => i.name === b.name)
+    if (odd !== undefined) {
+      mine.forEach((i) => claimed.add(i))
+      blockBottle(b, "state dir unusable", `state/${b.name} is ${odd.reason}: bottle will not write through it or mount it; move it away`)
+      continue
+    }
+
+    // A bottle that changed backend: what the other backend holds goes first, so two agents never share a workspace.
+    const moved = mine.filter((i) => !claimed.has(i) && backendOf(i) !== b.backend)
+    if (smolvmBlind !== undefined && moved.length > 0) {
+      mine.forEach((i) => claimed.add(i))
+      blockBottle(b, "observation incomplete", `bottle moved to backend ${b.backend}, but ${smolvmBlind}: its machine may still be running`)
+      continue
+    }
+    moved.forEach((i) => { claimed.add(i); removed.add(i) })
+    const movedIds = moved.length > 0 ? planTeardown(out, b.name, moved, `bottle moved to backend ${b.backend}`) : []
+
     const sdId = planStateDir(out, b.name, b.backend === "docker" ? realiseDocker(b, opts.realise).stateDir : realiseSmolmachines(b, opts.realise).stateDir, stateDirs, state !== undefined)
     const up = { out, containers, networks, images, claimed, removed, all }
-    if (b.backend === "docker") planDockerBottle(up, b, realiseDocker(b, opts.realise), names, sdId)
-    else planSmolBottle(up, b, realiseSmolmachines(b, opts.realise), machines, sdId)
+    if (b.backend === "docker") planDockerBottle(up, b, realiseDocker(b, opts.realise), names, sdId, movedIds)
+    else planSmolBottle(up, b, realiseSmolmachines(b, opts.realise), machines, sdId, movedIds)
   }
 
   // ---- the way down: prune -------------------------------------------------------------------
   const desiredNames = new Set(desired.map((b) => b.name))
-  const groupRemovals = new Map<string, Array<string>>()
   if (opts.prune !== "none") {
-    const candidates = all.filter((i) => !claimed.has(i) && !desiredNames.has(ownerOf(i) ?? "\u0000"))
+    const inScope = all.filter((i) => !claimed.has(i) && !desiredNames.has(ownerOf(i) ?? "\u0000"))
       .filter((i) => opts.prune === "all" || setOf(i) === opts.set)
+    // A sidecar bundle may still serve a running machine nobody can see: it stays, and so does its bottle's state.
+    const candidates = inScope.filter((i) => smolvmBlind === undefined || backendOf(i) !== "smolmachines")
+    for (const i of inScope.filter((x) => !candidates.includes(x)).sort((a, b) => itemName(a).localeCompare(itemName(b)))) {
+      out.add(Action.Blocked({
+        id: `Blocked:${i.kind}:${itemName(i)}`, bottle: ownerOf(i), resource: itemName(i), kind: i.kind, after: [], error: true,
+        rule: "observation incomplete", cause: `${smolvmBlind}: its machine may still be running`
+      }))
+    }
     const groups = new Map<string, Array<Item>>()
     for (const i of candidates) {
       const key = ownerOf(i) ?? ""
       groups.set(key, [...(groups.get(key) ?? []), i])
     }
     for (const key of [...groups.keys()].sort()) {
-      const ids = planTeardown(out, key === "" ? undefined : key, groups.get(key)!)
+      planTeardown(out, key === "" ? undefined : key, groups.get(key)!, key === "" ? "leftover" : "not in spec")
       groups.get(key)!.forEach((i) => removed.add(i))
-      groupRemovals.set(key, ids)
     }
   }
 
@@ -176,12 +213,20 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
         block("observation incomplete", `liveness unknown: ${partial.map((f) => `${f.source} failed (${f.error})`).join("; ")}`, true)
         continue
       }
+      if (smolvmMissing !== undefined && d.metadata?.backend === "smolmachines") {
+        block("observation incomplete", `liveness unknown: ${smolvmMissing}; its machine may still be running (remove it by hand if it is not)`, true)
+        continue
+      }
       const live = surviving.find((i) => ownerOf(i) === d.name || (ownerOf(i) === undefined && strayMatches(itemName(i), prefix, d.name)))
       if (live !== undefined) {
         block("live", `bottle is live: ${live.kind} ${itemName(live)}${live.kind === "container" ? ` (${live.c.state})` : live.kind === "machine" ? ` (${live.m.state})` : ""}`, false)
         continue
       }
-      out.add(Action.RemoveStateDir({ ...common, cause: "not in spec", after: groupRemovals.get(d.name) ?? [], root: state!.root, name: d.name }))
+      // After every removal of what was (or, by its name, may have been) this bottle's.
+      const after = out.actions.filter((a) =>
+        (a._tag === "RemoveContainer" || a._tag === "RemoveNetwork" || a._tag === "RemoveVolume" || a._tag === "DeleteMachine") &&
+        (a.bottle === d.name || (a.bottle === undefined && strayMatches(a.resource, prefix, d.name)))).map((a) => a.id)
+      out.add(Action.RemoveStateDir({ ...common, cause: "not in spec", after, root: state!.root, name: d.name }))
     }
   }
   return { actions: out.actions, partial, notes }
@@ -290,7 +335,7 @@ const planContainer = (
   return { started, replacedOrCreated: true }
 }
 
-const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof realiseDocker>, names: Names, sdId: string | undefined) => {
+const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof realiseDocker>, names: Names, sdId: string | undefined, moved: ReadonlyArray<string>) => {
   const project = names.project(b.name)
   const inProject = (labels: Readonly<Record<string, string>>) => labels[Compose.project] === project
   const projectContainers = ctx.containers.filter((c) => inProject(c.labels))
@@ -298,7 +343,9 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
   const wantedNetworks = new Set(r.networks.map((n) => n.name))
 
   // Containers of this project that the spec no longer has: removed first, they may hold networks.
-  const strayServices = projectContainers.filter((c) => !wantedServices.has(c.labels[Compose.service] ?? ""))
+  // A container named like a wanted one is that one (whatever its service label says).
+  const wantedNames = new Set(r.containers.map((c) => c.name))
+  const strayServices = projectContainers.filter((c) => !wantedServices.has(c.labels[Compose.service] ?? "") && !wantedNames.has(bare(c.name)))
   claim(ctx, (i) => i.kind === "container" && strayServices.includes(i.c))
   markRemoved(ctx, (i) => i.kind === "container" && strayServices.includes(i.c))
   const strayServiceRemovals = strayServices.map((c) =>
@@ -308,7 +355,8 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
   // A network that must be made anew takes its containers with it: they are removed first and recreated on the new one.
   const networkChanges = r.networks.filter((spec) => !ctx.networks.some((n) => n.name === spec.name && n.labels[BL.specHash] === spec.hash))
   const candidatesFor = (spec: ContainerSpec) =>
-    ctx.containers.filter((c) => (inProject(c.labels) && c.labels[Compose.service] === spec.service) || bare(c.name) === spec.name)
+    ctx.containers.filter((c) => bare(c.name) === spec.name ||
+      (inProject(c.labels) && c.labels[Compose.service] === spec.service && !wantedNames.has(bare(c.name))))
   const forceReplace = networkChanges.length > 0 ? `network ${networkChanges.map((n) => n.name).join(", ")} is made anew` : undefined
   const preRemovals: Array<string> = []
   const removedNames = new Set<string>()
@@ -336,7 +384,7 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
   for (const spec of r.containers) {
     const p = planContainer(ctx, b.name, spec, forceReplace !== undefined ? [] : candidatesFor(spec), {
       ...(removedNames.has(spec.name) ? { removedFor: forceReplace! } : {}),
-      createAfter: [...networkIds, ...(sdId ? [sdId] : []), ...preRemovals],
+      createAfter: [...networkIds, ...(sdId ? [sdId] : []), ...preRemovals, ...moved],
       // The agent starts once its proxy has: sidecars → agent.
       startAfter: previousStart ? [previousStart] : []
     })
@@ -344,7 +392,7 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
   }
 }
 
-const planSmolBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof realiseSmolmachines>, machines: ReadonlyArray<ObservedMachine>, sdId: string | undefined) => {
+const planSmolBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof realiseSmolmachines>, machines: ReadonlyArray<ObservedMachine>, sdId: string | undefined, moved: ReadonlyArray<string>) => {
   const netChanged = !ctx.networks.some((n) => n.name === r.network.name && n.labels[BL.specHash] === r.network.hash)
   const candidates = ctx.containers.filter((c) => bare(c.name) === r.bundle.name)
   const why = `network ${r.network.name} is made anew`
@@ -362,10 +410,10 @@ const planSmolBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof r
     createAfter: [...(netId ? [netId] : []), ...(sdId ? [sdId] : []), ...pre],
     startAfter: []
   })
-  planMachine(ctx, b, r.machine, machines, bundle, sdId)
+  planMachine(ctx, b, r.machine, machines, bundle, [...(sdId ? [sdId] : []), ...moved])
 }
 
-const planMachine = (ctx: UpContext, b: DesiredBottle, spec: MachineSpec, machines: ReadonlyArray<ObservedMachine>, bundle: ContainerPlan, sdId: string | undefined) => {
+const planMachine = (ctx: UpContext, b: DesiredBottle, spec: MachineSpec, machines: ReadonlyArray<ObservedMachine>, bundle: ContainerPlan, createAfter: ReadonlyArray<string>) => {
   const m = machines.find((x) => x.name === spec.name)
   claim(ctx, (i) => i.kind === "machine" && i.m === m)
   const common = { bottle: b.name, resource: spec.name }
@@ -397,15 +445,14 @@ const planMachine = (ctx: UpContext, b: DesiredBottle, spec: MachineSpec, machin
     removal.push(ctx.out.add(Action.DeleteMachine({ ...common, id: `DeleteMachine:${spec.name}`, cause: drift!, after: [stop], replaced: true })))
     ctx.removed.add(ctx.all.find((i) => i.kind === "machine" && i.m === m)!)
   }
-  const created = ctx.out.add(Action.CreateMachine({ ...common, id: `CreateMachine:${spec.name}`, cause: drift ?? "missing", after: [...removal, ...waitBundle, ...(sdId ? [sdId] : [])], spec, replaces: m !== undefined }))
+  const created = ctx.out.add(Action.CreateMachine({ ...common, id: `CreateMachine:${spec.name}`, cause: drift ?? "missing", after: [...removal, ...waitBundle, ...createAfter], spec, replaces: m !== undefined }))
   ctx.out.add(Action.StartMachine({ ...common, id: `StartMachine:${spec.name}`, cause: "created", after: [created], created: true }))
 }
 
 /** Removes one group of leftovers in the order of rule 2: machines and agents, then sidecars, then networks and volumes. */
-const planTeardown = (out: Builder, bottle: string | undefined, items: ReadonlyArray<Item>): Array<string> => {
+const planTeardown = (out: Builder, bottle: string | undefined, items: ReadonlyArray<Item>, cause: string): Array<string> => {
   const byName = (a: Item, b: Item) => itemName(a).localeCompare(itemName(b))
   const ids: Array<string> = []
-  const cause = bottle === undefined ? "leftover" : "not in spec"
   const first: Array<string> = []
   for (const i of items.filter((x) => x.kind === "machine").sort(byName)) {
     if (i.kind !== "machine") continue
