@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { DockerEngine, DockerError } from "../src/observers/DockerEngine.js"
-import { Smolvm } from "../src/observers/Smolvm.js"
+import { Smolvm, SmolvmError } from "../src/observers/Smolvm.js"
 import { Action } from "../src/reconcilers/actions.js"
 import { makeRunner } from "../src/reconcilers/runAction.js"
 
@@ -144,5 +144,60 @@ describe("RemoveContainer at execution time", () => {
       const { result, calls } = yield* removeWith([inProgress, other])
       expect(Either.isLeft(result) ? result.left.message : "succeeded").toContain("driver failed to remove root filesystem")
       expect(calls).toBe(2)
+    }))
+})
+
+describe("machines and state dirs at execution time", () => {
+  it.effect("stopping a machine that is already gone counts as done", () =>
+    Effect.gen(function* () {
+      const smolvm = { stop: () => Effect.fail(new SmolvmError({ reason: "NotFound", command: "smolvm machine stop --name claude-bottle-vm", detail: "Error: vm not found: claude-bottle-vm" })) }
+      const layer = Layer.mergeAll(Layer.succeed(DockerEngine, {} as never), Layer.succeed(Smolvm, smolvm as never), NodeContext.layer)
+      const result = yield* Effect.gen(function* () {
+        const run = yield* makeRunner({ log: () => undefined })
+        return yield* Effect.either(run(Action.StopMachine({ id: "s", bottle: "vm", resource: "claude-bottle-vm", cause: "test", after: [], replaced: false })))
+      }).pipe(Effect.provide(layer))
+      expect(Either.isRight(result)).toBe(true)
+    }))
+
+  it.effect("a state dir path that is a symlink is not written through", () =>
+    Effect.gen(function* () {
+      const { root, outside } = setup()
+      symlinkSync(outside, join(root, "a"))
+      const spec = { bottle: "a", path: join(root, "a"), specHash: "h", preserve: false, metadata: { name: "a", backend: "docker", set: "default", specHash: "h" }, files: { "prompt.md": "hi" }, dirs: ["workspace"] }
+      const result = yield* Effect.gen(function* () {
+        const run = yield* makeRunner({ log: () => undefined })
+        return yield* Effect.either(run(Action.EnsureStateDir({ id: "e", bottle: "a", resource: spec.path, cause: "test", after: [], spec, exists: false })))
+      }).pipe(Effect.provide(Layer.merge(NoBackends, NodeContext.layer)))
+      expect(Either.isLeft(result) ? result.left.message : "written").toContain("symlink")
+      expect(existsSync(join(outside, "workspace"))).toBe(false)
+      expect(existsSync(join(outside, "metadata.json"))).toBe(false)
+    }))
+})
+
+describe("CreateNetwork racing a killed run's create", () => {
+  it.effect("folds copies of the same network into one (lowest id), leaving other networks of that name alone", () =>
+    Effect.gen(function* () {
+      const removed: Array<string> = []
+      const labels = (hash: string) => ({ "dev.bottle.spec-hash": hash })
+      const engine = {
+        createNetwork: () => Effect.succeed("b2"),
+        listNetworks: () => Effect.succeed([
+          { Id: "b2", Name: "claude-bottle-b_internal", Labels: labels("h") },
+          { Id: "a1", Name: "claude-bottle-b_internal", Labels: labels("h") },
+          { Id: "00", Name: "claude-bottle-b_internal", Labels: labels("other") },
+          { Id: "c3", Name: "claude-bottle-b_internal2", Labels: labels("h") }
+        ]),
+        removeNetwork: (id: string) => Effect.sync(() => { removed.push(id) })
+      }
+      const layer = Layer.mergeAll(Layer.succeed(DockerEngine, engine as never), Layer.succeed(Smolvm, {} as never), NodeContext.layer)
+      const result = yield* Effect.gen(function* () {
+        const run = yield* makeRunner({ log: () => undefined })
+        return yield* Effect.either(run(Action.CreateNetwork({
+          id: "n", bottle: "b", resource: "claude-bottle-b_internal", cause: "test", after: [], replaces: false,
+          spec: { bottle: "b", name: "claude-bottle-b_internal", role: "internal", hash: "h", body: {} }
+        })))
+      }).pipe(Effect.provide(layer))
+      expect(Either.isRight(result)).toBe(true)
+      expect(removed).toEqual(["b2"])
     }))
 })

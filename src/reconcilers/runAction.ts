@@ -79,12 +79,26 @@ export const makeRunner = (opts: RunnerOptions) =>
         return `id ${id.slice(0, 12)}`
       })
 
+    /**
+     * The Engine allows two networks of one name when two creates overlap (a killed run's
+     * request landing after this run looked), and then refuses to attach anything "by name".
+     * Copies with our spec hash are folded into one, the same one whoever does it: lowest id.
+     */
+    const settleDuplicates = (name: string, hash: string) =>
+      docker.listNetworks({ name: [name] }).pipe(
+        Effect.flatMap((ns) => {
+          const copies = ns.filter((n) => n.Name === name && n.Labels?.[BL.specHash] === hash).sort((x, y) => x.Id.localeCompare(y.Id))
+          return Effect.forEach(copies.slice(1), (n) => docker.removeNetwork(n.Id).pipe(Effect.ignore), { discard: true })
+        })
+      )
+
     const createNetwork = (a: Extract<Action, { _tag: "CreateNetwork" }>) =>
       docker.createNetwork(a.spec.body).pipe(
         Effect.catchIf((e) => e.reason === "Conflict", (e) =>
           docker.listNetworks({ name: [a.spec.name] }).pipe(
             Effect.flatMap((ns) => ns.some((n) => n.Name === a.spec.name && n.Labels?.[BL.specHash] === a.spec.hash) ? Effect.succeed("already there") : Effect.fail(e))
           )),
+        Effect.tap(() => settleDuplicates(a.spec.name, a.spec.hash)),
         Effect.map((id) => (id === "already there" ? id : `id ${id.slice(0, 12)}`)),
         Effect.mapError((e) =>
           /non-overlapping IPv4 address pool/i.test(e.message)
@@ -100,6 +114,14 @@ export const makeRunner = (opts: RunnerOptions) =>
       Effect.gen(function* () {
         const { spec } = a
         const err = fsError(spec.path)
+        // Never write through a symlink (or into a file) put where the state dir goes: it would land, and be mounted, elsewhere.
+        if (Either.isRight(yield* Effect.either(fs.readLink(spec.path)))) {
+          return yield* Effect.fail(new StateDirError({ path: spec.path, detail: "is a symlink; bottle will not write through it or mount it: move it away" }))
+        }
+        const info = yield* Effect.either(fs.stat(spec.path))
+        if (Either.isRight(info) && info.right.type !== "Directory") {
+          return yield* Effect.fail(new StateDirError({ path: spec.path, detail: "exists and is not a directory: move it away" }))
+        }
         yield* fs.makeDirectory(spec.path, { recursive: true }).pipe(Effect.mapError(err))
         for (const d of spec.dirs) yield* fs.makeDirectory(`${spec.path}/${d}`, { recursive: true }).pipe(Effect.mapError(err))
         const write = (rel: string, content: string) => {
@@ -168,7 +190,7 @@ export const makeRunner = (opts: RunnerOptions) =>
         case "RemoveVolume": return gone(docker.removeVolume(a.resource))
         case "CreateMachine": return createMachine(a)
         case "StartMachine": return smolvm.start(a.resource)
-        case "StopMachine": return smolvm.stop(a.resource)
+        case "StopMachine": return gone(smolvm.stop(a.resource))
         case "DeleteMachine": return gone(smolvm.delete(a.resource))
         case "EnsureStateDir": return ensureStateDir(a)
         case "RemoveStateDir": return removeStateDir(a)
