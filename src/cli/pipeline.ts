@@ -78,6 +78,8 @@ export const mutate = (req: MutateRequest) =>
       if (req.dryRun) {
         if (req.output === "json") json({ plan: planJson(p), report: null, dryRun: true })
         else out("Dry run: nothing was changed.")
+        // As without --dry-run: a partial snapshot or a blocked bottle is not a clean result.
+        if (attention) return yield* Effect.fail(exitWith(1))
         return
       }
       if (mutating.some(isDestructive) && !req.yes) {

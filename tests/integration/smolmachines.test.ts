@@ -118,6 +118,10 @@ describe.skipIf(!available)("smolmachines bottles", () => {
       it(`${what}: the plan is partial, no state dir is reaped, Docker-side work proceeds`, () => {
         const f = file("both.yaml", `${vmSpec("survivor")}---\n${dockerSpec("plain")}`)
         expect(bottle(env, "apply", "-f", f).status).toBe(0)
+        // A dry run says the same: not a clean result.
+        const dry = bottle({ ...env, ...faults }, "reconcile", "--prune", "--dry-run")
+        expect(dry.status, dry.stdout + dry.stderr).toBe(1)
+        expect(dry.stdout).toContain("Dry run: nothing was changed.")
         const started = Date.now()
         const r = bottle({ ...env, ...faults }, "reconcile", "--prune", "--yes")
         expect(Date.now() - started).toBeLessThan(30_000)
@@ -127,8 +131,9 @@ describe.skipIf(!available)("smolmachines bottles", () => {
         expect(r.stdout).toContain("blocked: observation incomplete")
         expect(existsSync(join(home, "state", "plain"))).toBe(true)
         expect(existsSync(join(home, "state", "survivor"))).toBe(true)
-        // Docker-side work still happened.
+        // Docker-side work still happened; the bundle of a machine nobody could see stays.
         expect(leftovers(prefix).filter((l) => l.includes("plain"))).toEqual([])
+        expect(leftovers(prefix)).toEqual(expect.arrayContaining([`container ${prefix}-sidecars-survivor`, `network ${prefix}-bundle-survivor`]))
         // Once smolvm answers again, a re-run converges.
         expect(bottle(env, "reconcile", "--prune", "--yes").status).toBe(0)
         expect(leftovers(prefix)).toEqual([])
