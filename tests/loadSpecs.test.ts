@@ -43,6 +43,8 @@ const badYaml: ReadonlyArray<[string, string, number, string, string]> = [
   ["bad backend", `${head("a")}  backend: kubernetes\n`, 7, "spec.backend", "Expected \"docker\""],
   ["bad domain", `${head("a")}  egress:\n    allow: ["http://x.com/"]\n`, 8, "spec.egress.allow[0]", "domain"],
   ["bad memory", `${head("a")}  resources: {memory: lots}\n`, 7, "spec.resources.memory", "size"],
+  ["memory 0 (Docker would read: no limit)", `${head("a")}  resources: {memory: "0"}\n`, 7, "spec.resources.memory", "at least 6m"],
+  ["memory under Docker's least", `${head("a")}  resources: {memory: 4m}\n`, 7, "spec.resources.memory", "at least 6m"],
   ["command on smolmachines", `${head("a")}  backend: smolmachines\n  command: [claude]\n`, 8, "spec.command", "smolmachines"],
   ["wrong apiVersion", head("a").replace("bottle/v1", "bottle/v2"), 1, "apiVersion", "bottle/v1"]
 ]

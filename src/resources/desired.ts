@@ -35,6 +35,9 @@ export const DEFAULT_MEMORY_BYTES = 4 * 1024 ** 3
 
 const UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }
 
+/** Docker refuses a memory limit under 6 MiB. */
+export const MIN_MEMORY_BYTES = 6 * 1024 ** 2
+
 /** Parses `512m`, `4g`, `1048576` into bytes. */
 export const parseMemory = (s: string): number => {
   const m = /^([0-9]+(?:\.[0-9]+)?)([bkmg]?)$/i.exec(s)

@@ -4,6 +4,7 @@
  */
 import { Schema } from "effect"
 import { BOTTLE_NAME_MAX, bottleNameProblem } from "./names.js"
+import { MIN_MEMORY_BYTES, parseMemory } from "./desired.js"
 
 export const BottleName = Schema.String.pipe(
   Schema.filter((s) => {
@@ -29,6 +30,8 @@ const Domain = Schema.String.pipe(
 /** Memory as Docker writes it: bytes, or a number with b, k, m or g. */
 export const Memory = Schema.String.pipe(
   Schema.pattern(/^[0-9]+(\.[0-9]+)?[bkmg]?$/i, { message: () => "expected a size such as 512m or 4g" }),
+  // Docker reads 0 as "no limit" and refuses less than 6 MiB: either would be a surprise at apply time.
+  Schema.filter((s) => !/^[0-9]+(\.[0-9]+)?[bkmg]?$/i.test(s) || parseMemory(s) >= MIN_MEMORY_BYTES || "must be at least 6m (Docker's smallest limit; 0 would mean no limit at all)"),
   Schema.annotations({ identifier: "Memory" })
 )
 
