@@ -21,6 +21,19 @@ const NoBackends = Layer.mergeAll(
   Layer.succeed(Smolvm, new Proxy({}, { get: () => { throw new Error("smolvm must not be used") } }) as never)
 )
 
+/** Runs one action against stand-ins for the backends; using anything a stand-in lacks is an error. */
+const strict = (what: string, impl: object) =>
+  new Proxy(impl, { get: (t, k) => { if (k in t) return t[k as keyof typeof t]; throw new Error(`${what}.${String(k)} must not be used`) } }) as never
+const runWith = (engine: object, smolvm: object, action: Action) =>
+  Effect.gen(function* () {
+    const run = yield* makeRunner({ log: () => undefined })
+    return yield* Effect.either(run(action))
+  }).pipe(Effect.provide(Layer.mergeAll(Layer.succeed(DockerEngine, strict("docker", engine)), Layer.succeed(Smolvm, strict("smolvm", smolvm)), NodeContext.layer)))
+const createInternal = Action.CreateNetwork({
+  id: "n", bottle: "b", resource: "claude-bottle-b_internal", cause: "test", after: [], replaces: false,
+  spec: { bottle: "b", name: "claude-bottle-b_internal", role: "internal", hash: "h", body: {} }
+})
+
 const remove = (root: string, name: string) =>
   Effect.gen(function* () {
     const run = yield* makeRunner({ log: () => undefined })
@@ -91,17 +104,7 @@ describe("CreateNetwork at execution time", () => {
         reason: "Server", endpoint: "unix:///var/run/docker.sock", method: "POST", path: "/networks/create", status: 500,
         detail: "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
       })
-      const engine = new Proxy({ createNetwork: () => Effect.fail(poolsFull) }, {
-        get: (t, k) => { if (k in t) return t[k as keyof typeof t]; throw new Error(`docker.${String(k)} must not be used`) }
-      })
-      const layer = Layer.mergeAll(Layer.succeed(DockerEngine, engine as never), Layer.succeed(Smolvm, {} as never), NodeContext.layer)
-      const result = yield* Effect.gen(function* () {
-        const run = yield* makeRunner({ log: () => undefined })
-        return yield* Effect.either(run(Action.CreateNetwork({
-          id: "n", bottle: "b", resource: "claude-bottle-b_internal", cause: "test", after: [], replaces: false,
-          spec: { bottle: "b", name: "claude-bottle-b_internal", role: "internal", hash: "h", body: {} }
-        })))
-      }).pipe(Effect.provide(layer))
+      const result = yield* runWith({ createNetwork: () => Effect.fail(poolsFull) }, {}, createInternal)
       expect(Either.isLeft(result)).toBe(true)
       const message = Either.isLeft(result) ? result.left.message : ""
       expect(message).toContain("non-overlapping IPv4 address pool")
@@ -123,12 +126,10 @@ describe("RemoveContainer at execution time", () => {
         return a === "ok" ? Effect.void : Effect.fail(a)
       })
     }
-    const layer = Layer.mergeAll(Layer.succeed(DockerEngine, engine as never), Layer.succeed(Smolvm, {} as never), NodeContext.layer)
     return Effect.gen(function* () {
-      const run = yield* makeRunner({ log: () => undefined })
-      const result = yield* Effect.either(run(Action.RemoveContainer({ id: "c", bottle: "b", resource: "claude-bottle-b-agent-1", cause: "test", after: [], containerId: "c1", replaced: false })))
+      const result = yield* runWith(engine, {}, Action.RemoveContainer({ id: "c", bottle: "b", resource: "claude-bottle-b-agent-1", cause: "test", after: [], containerId: "c1", replaced: false }))
       return { result, calls }
-    }).pipe(Effect.provide(layer))
+    })
   }
 
   it.live("a removal still in progress (left by a killed run) is waited out, and gone counts as done", () =>
@@ -151,11 +152,7 @@ describe("machines and state dirs at execution time", () => {
   it.effect("stopping a machine that is already gone counts as done", () =>
     Effect.gen(function* () {
       const smolvm = { stop: () => Effect.fail(new SmolvmError({ reason: "NotFound", command: "smolvm machine stop --name claude-bottle-vm", detail: "Error: vm not found: claude-bottle-vm" })) }
-      const layer = Layer.mergeAll(Layer.succeed(DockerEngine, {} as never), Layer.succeed(Smolvm, smolvm as never), NodeContext.layer)
-      const result = yield* Effect.gen(function* () {
-        const run = yield* makeRunner({ log: () => undefined })
-        return yield* Effect.either(run(Action.StopMachine({ id: "s", bottle: "vm", resource: "claude-bottle-vm", cause: "test", after: [], replaced: false })))
-      }).pipe(Effect.provide(layer))
+      const result = yield* runWith({}, smolvm, Action.StopMachine({ id: "s", bottle: "vm", resource: "claude-bottle-vm", cause: "test", after: [], replaced: false }))
       expect(Either.isRight(result)).toBe(true)
     }))
 
@@ -189,14 +186,7 @@ describe("CreateNetwork racing a killed run's create", () => {
         ]),
         removeNetwork: (id: string) => Effect.sync(() => { removed.push(id) })
       }
-      const layer = Layer.mergeAll(Layer.succeed(DockerEngine, engine as never), Layer.succeed(Smolvm, {} as never), NodeContext.layer)
-      const result = yield* Effect.gen(function* () {
-        const run = yield* makeRunner({ log: () => undefined })
-        return yield* Effect.either(run(Action.CreateNetwork({
-          id: "n", bottle: "b", resource: "claude-bottle-b_internal", cause: "test", after: [], replaces: false,
-          spec: { bottle: "b", name: "claude-bottle-b_internal", role: "internal", hash: "h", body: {} }
-        })))
-      }).pipe(Effect.provide(layer))
+      const result = yield* runWith(engine, {}, createInternal)
       expect(Either.isRight(result)).toBe(true)
       expect(removed).toEqual(["b2"])
     }))
