@@ -56,7 +56,8 @@ describe("loadSpecs rejects bad input with file, line and field", () => {
         const d = dir()
         const file = write(d, "spec.yaml", text)
         const ps = yield* problems([file])
-        expect(ps.length, JSON.stringify(ps)).toBeGreaterThan(0)
+        // One complaint per mistake: no restatements beside it.
+        expect(ps, JSON.stringify(ps)).toHaveLength(1)
         const p = ps[0]!
         expect(p.file).toBe(file)
         expect({ line: p.line, field: p.field }).toEqual({ line, field })

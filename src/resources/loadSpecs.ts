@@ -15,13 +15,36 @@ const SPEC_EXTENSIONS = /\.(ya?ml|toml)$/i
 const decode = Schema.decodeUnknownEither(BottleDocument, { onExcessProperty: "error", errors: "all" })
 
 /** Decodes one parsed document; pure apart from nothing. */
+/** A union's members each say "Expected X, actual V" at one path: one line says "Expected X | Y, actual V". */
+const mergeAlternatives = <I extends { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }>(issues: ReadonlyArray<I>): ReadonlyArray<I> => {
+  const out: Array<I> = []
+  const merged = new Map<string, { index: number; expected: Array<string>; actual: string }>()
+  for (const i of issues) {
+    const m = /^Expected (.+), actual (.+)$/s.exec(i.message)
+    const key = JSON.stringify(i.path.map(String))
+    const prev = merged.get(key)
+    if (m && prev && prev.actual === m[2]) {
+      prev.expected.push(m[1]!)
+      out[prev.index] = { ...out[prev.index]!, message: `Expected ${prev.expected.join(" | ")}, actual ${prev.actual}` }
+      continue
+    }
+    if (m && !prev) merged.set(key, { index: out.length, expected: [m[1]!], actual: m[2]! })
+    out.push(i)
+  }
+  return out
+}
+
 export const decodeDocument = (
   file: string,
   doc: ParsedDocument
 ): Either.Either<BottleDocument, ReadonlyArray<SpecProblem>> => {
   const result = decode(doc.value)
   if (Either.isRight(result)) return Either.right(result.right)
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(result.left)
+  const all = ParseResult.ArrayFormatter.formatErrorSync(result.left)
+  // An optional field's "or absent" alternative adds "Expected undefined, actual …" beside the real
+  // complaint about its value (or about a key inside it): that line only restates that it is present.
+  const real = all.filter((i) => !/^Expected undefined, actual /.test(i.message))
+  const issues = mergeAlternatives(real.length > 0 ? real : all)
   return Either.left(
     issues.map((issue) => {
       const pos = nearest(doc.positions, issue.path) ?? doc.position
