@@ -165,6 +165,18 @@ describe("rule 3: prune touches only prefixed names", () => {
     expect(brief(p.actions).filter((x) => /my-db|web-1|my-net/.test(x))).toEqual([])
   })
 
+  it("leaves alone the bottles of an install with a longer prefix (claude-bottle-dev beside claude-bottle)", () => {
+    const w = emptyWorld()
+    const theirs = { ...managed("foo"), [Compose.project]: "claude-bottle-dev-foo" }
+    w.containers.push(container("claude-bottle-dev-foo-agent-1", theirs), container("claude-bottle-dev-sidecars-vm", managed("vm")))
+    w.networks.push(network("claude-bottle-dev-foo_internal", theirs))
+    w.machines.push({ name: "claude-bottle-dev-vm", state: "running", labels: managed("vm"), image: "x" })
+    // …while a label-less leftover with our prefix is still ours.
+    w.containers.push(container("claude-bottle-dev-old"))
+    const p = plan([], observed(w), options("all"))
+    expect(brief(mutating(p.actions))).toEqual(["RemoveContainer claude-bottle-dev-old"])
+  })
+
   it("plain apply removes no other bottle", () => {
     const w = worldAfterApply([bottle("a"), bottle("old")])
     expect(mutating(plan([bottle("a")], observed(w), options("none")).actions)).toEqual([])

@@ -71,13 +71,24 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
   // Rule 3: everything without the prefix is invisible from here on.
   const ownsByLabels = (name: string, labels: Readonly<Record<string, string>>) => {
     const project = labels[Compose.project]
-    return names.owns(name) || (project !== undefined && names.owns(project))
+    return (names.owns(name) || (project !== undefined && names.owns(project))) && !otherPrefix(bare(name), labels)
+  }
+  /**
+   * Made by a bottle install with a longer prefix (`claude-bottle-dev` beside `claude-bottle`):
+   * labelled as bottle L's, but not named as this prefix names L's resources. Not ours.
+   */
+  const otherPrefix = (name: string, labels: Readonly<Record<string, string>>) => {
+    const b = labels[BL.managedBy] === MANAGED_BY ? labels[BL.bottle] : undefined
+    if (b === undefined) return false
+    const base = names.project(b)
+    return !(name === names.machine(b) || name === names.bundleContainer(b) || name === names.bundleNetwork(b) ||
+      name.startsWith(`${base}-`) || name.startsWith(`${base}_`))
   }
   const containers = (docker?.containers ?? []).filter((c) => ownsByLabels(c.name, c.labels))
   const networks = (docker?.networks ?? []).filter((n) => ownsByLabels(n.name, n.labels))
   // Volumes only through a project of ours: a volume named with the prefix in someone else's project is theirs.
   const volumes = (docker?.volumes ?? []).filter((v) => v.labels[Compose.project] !== undefined && names.owns(v.labels[Compose.project]!))
-  const machines = (smol?.machines ?? []).filter((m) => names.owns(m.name))
+  const machines = (smol?.machines ?? []).filter((m) => names.owns(m.name) && !otherPrefix(m.name, m.labels))
   const stateDirs = state?.dirs ?? []
   const images = docker?.images ?? {}
 
