@@ -5,7 +5,7 @@ import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
-import { lockPath, withLock } from "../src/reconcilers/lock.js"
+import { lockPath, removeDeadLock, withLock } from "../src/reconcilers/lock.js"
 
 const home = () => mkdtempSync(join(tmpdir(), "bottle-lock-"))
 
@@ -54,4 +54,32 @@ describe("withLock", () => {
       yield* Fiber.join(first)
       expect(order).toEqual(["first", "second"])
     }))
+
+  it("a takeover leaves alone a lock that changed since its holder was found dead", () => {
+    const h = home()
+    const dead = { pid: 999_999_999, host: hostname(), command: "bottle apply", since: "then" }
+    const live = { pid: process.pid, host: hostname(), command: "bottle reconcile --prune", since: "now" }
+    writeFileSync(lockPath(h), JSON.stringify(live))
+    removeDeadLock(lockPath(h), dead)
+    expect(JSON.parse(readFileSync(lockPath(h), "utf8"))).toEqual(live)
+    writeFileSync(lockPath(h), JSON.stringify(dead))
+    removeDeadLock(lockPath(h), dead)
+    expect(existsSync(lockPath(h))).toBe(false)
+  })
+
+  it("six processes racing, over a dead holder's lock: never two holders at once, all get their turns", async () => {
+    const h = home()
+    const child = spawn(process.execPath, ["-e", "0"])
+    const deadPid = await new Promise<number>((r) => child.on("exit", () => r(child.pid!)))
+    writeFileSync(lockPath(h), JSON.stringify({ pid: deadPid, host: hostname(), command: "bottle apply", since: "then" }))
+    const run = () => new Promise<string>((resolve) => {
+      const w = spawn(process.execPath, ["--import", "tsx", "tests/support/lockWorker.ts", h, "15"], { stdio: ["ignore", "pipe", "inherit"] })
+      let out = ""
+      w.stdout.on("data", (d) => { out += d })
+      w.on("close", () => resolve(out.trim()))
+    })
+    const outs = await Promise.all(Array.from({ length: 6 }, run))
+    expect(outs).toEqual(Array(6).fill("DONE"))
+    expect(existsSync(lockPath(h))).toBe(false)
+  }, 60_000)
 })

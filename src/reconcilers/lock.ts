@@ -3,7 +3,7 @@
  * BOTTLE_HOME made with an exclusive create. A dead holder's lock is taken
  * over; a live holder makes us wait a little, then give up naming it.
  */
-import { closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs"
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { Data, Effect } from "effect"
 
@@ -47,26 +47,46 @@ const alive = (pid: number): boolean => {
 
 type Attempt = { readonly _tag: "Acquired" } | { readonly _tag: "Held"; readonly holder: LockHolder | undefined }
 
-const tryAcquire = (path: string, me: LockHolder): Attempt => {
+const sameHolder = (a: LockHolder | undefined, b: LockHolder) => a !== undefined && a.pid === b.pid && a.host === b.host && a.since === b.since
+
+/**
+ * Removes a dead holder's lock, and only that lock. Takers serialise on a
+ * second exclusive file and re-read the lock under it: a lock that changed
+ * since it was found dead (someone else took over first) is left alone. A
+ * takeover guard older than 10 s was left by a taker that died mid-way.
+ */
+export const removeDeadLock = (path: string, dead: LockHolder): void => {
+  const guard = `${path}.takeover`
   try {
-    const fd = openSync(path, "wx", 0o644)
-    try { writeSync(fd, JSON.stringify(me)) } finally { closeSync(fd) }
+    closeSync(openSync(guard, "wx", 0o644))
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+    try { if (statSync(guard).mtimeMs < Date.now() - 10_000) unlinkSync(guard) } catch { /* gone meanwhile */ }
+    return
+  }
+  try {
+    if (sameHolder(readHolder(path), dead)) unlinkSync(path)
+  } finally {
+    try { unlinkSync(guard) } catch { /* gone */ }
+  }
+}
+
+const tryAcquire = (path: string, me: LockHolder, takeOver = true): Attempt => {
+  // Written whole, then linked into place: the lock file is never seen empty, and link fails if it exists.
+  const mine = `${path}.${me.pid}`
+  writeFileSync(mine, JSON.stringify(me), { mode: 0o644 })
+  try {
+    linkSync(mine, path)
     return { _tag: "Acquired" }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+  } finally {
+    unlinkSync(mine)
   }
   const holder = readHolder(path)
-  if (holder !== undefined && holder.host === me.host && !alive(holder.pid)) {
-    // A dead holder: move its lock aside (one taker wins the rename), then try again.
-    try {
-      const aside = `${path}.stale-${me.pid}`
-      renameSync(path, aside)
-      // Between our read and the rename a live process may have taken the lock: give it back.
-      const moved = readHolder(aside)
-      if (moved !== undefined && moved.pid !== holder.pid) linkSync(aside, path)
-      unlinkSync(aside)
-    } catch { /* another process took it over first */ }
-    return tryAcquire(path, me)
+  if (takeOver && holder !== undefined && holder.host === me.host && !alive(holder.pid)) {
+    removeDeadLock(path, holder)
+    return tryAcquire(path, me, false)
   }
   return { _tag: "Held", holder }
 }
