@@ -62,4 +62,25 @@ describe("execute", () => {
       const report = yield* execute(p, () => Effect.die("must not run"), { concurrency: 1 })
       expect(report.results).toEqual([])
     }))
+
+  it.live("an action waiting on a blocked or unknown entry is skipped; on an unchanged one it runs", () =>
+    Effect.gen(function* () {
+      const p = planOf(
+        Action.Unchanged({ id: "u", bottle: "a", resource: "x", cause: "running", after: [], kind: "container" }),
+        Action.Blocked({ id: "b", bottle: "a", resource: "y", cause: "kept", after: [], kind: "state dir", rule: "preserve", error: false }),
+        volume("afterUnchanged", ["u"]), volume("afterBlocked", ["b"]), volume("afterNothing", ["nope"])
+      )
+      const report = yield* execute(p, () => Effect.void, { concurrency: 2 })
+      expect(report.results.map((r) => [r.action.id, r.outcome._tag === "Skipped" ? r.outcome.reason : r.outcome._tag])).toEqual([
+        ["afterUnchanged", "Done"], ["afterBlocked", "b is blocked"], ["afterNothing", "nope is not in the plan"]
+      ])
+    }))
+
+  it.live("a defect in one action fails that action only: the rest run and the report is whole", () =>
+    Effect.gen(function* () {
+      const p = planOf(volume("boom"), volume("after", ["boom"]), volume("other"))
+      const report = yield* execute(p, (a) => (a.id === "boom" ? Effect.die(new Error("kaput")) : Effect.sleep("20 millis")), { concurrency: 8 })
+      expect(report.results.map((r) => [r.action.id, r.outcome._tag])).toEqual([["boom", "Failed"], ["after", "Skipped"], ["other", "Done"]])
+      expect(report.results[0]!.outcome).toMatchObject({ error: "unexpected failure: kaput" })
+    }))
 })

@@ -19,6 +19,8 @@ export interface ExecuteOptions {
 export const execute = (plan: Plan, run: RunAction, opts: ExecuteOptions): Effect.Effect<Report> =>
   Effect.gen(function* () {
     const actions = plan.actions.filter(isMutating)
+    const unchanged = new Set(plan.actions.filter((a) => a._tag === "Unchanged").map((a) => a.id))
+    const blocked = new Set(plan.actions.filter((a) => a._tag === "Blocked").map((a) => a.id))
     const done = new Map<string, Deferred.Deferred<Outcome>>()
     for (const a of actions) done.set(a.id, yield* Deferred.make<Outcome>())
     const semaphore = yield* Effect.makeSemaphore(Math.max(1, opts.concurrency))
@@ -29,7 +31,12 @@ export const execute = (plan: Plan, run: RunAction, opts: ExecuteOptions): Effec
         let outcome: Outcome | undefined
         for (const dep of a.after) {
           const d = done.get(dep)
-          if (d === undefined) continue
+          if (d === undefined) {
+            // Waiting on something already as it should be is waiting on nothing; on anything else, not safe to go on.
+            if (unchanged.has(dep)) continue
+            if (outcome === undefined) outcome = Outcome.Skipped({ reason: `${dep} ${blocked.has(dep) ? "is blocked" : "is not in the plan"}` })
+            continue
+          }
           const o = yield* Deferred.await(d)
           if (o._tag !== "Done" && outcome === undefined) {
             outcome = Outcome.Skipped({ reason: `${dep} ${o._tag === "Failed" ? "failed" : "was skipped"}` })
@@ -39,7 +46,9 @@ export const execute = (plan: Plan, run: RunAction, opts: ExecuteOptions): Effec
           outcome = yield* semaphore.withPermits(1)(
             run(a).pipe(
               Effect.map((note) => Outcome.Done(note ? { note } : {})),
-              Effect.catchAll((e) => Effect.succeed(Outcome.Failed({ error: e.message })))
+              Effect.catchAll((e) => Effect.succeed(Outcome.Failed({ error: e.message }))),
+              // A defect fails that action only: the others go on and the report is kept.
+              Effect.catchAllDefect((d) => Effect.succeed(Outcome.Failed({ error: `unexpected failure: ${d instanceof Error ? d.message : String(d)}` })))
             )
           )
         }
