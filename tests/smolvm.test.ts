@@ -96,6 +96,16 @@ describe("version", () => {
       expect(e.message).toContain("≥ 1.8.0")
     }).pipe(Effect.provide(smolvmLayer(sandbox(), { FAKE_SMOLVM_VERSION: "1.7.9" }))))
 
+  it.effect.each([
+    ["1.8.0-rc.1", "TooOld"],
+    ["1.8.0+build.5", "ok"],
+    ["1.8.1-beta", "ok"]
+  ] as const)("%s is %s (a pre-release of 1.8.0 comes before it)", ([v, want]) =>
+    Effect.gen(function* () {
+      const got = yield* Effect.either((yield* Smolvm).version)
+      expect(got._tag === "Right" ? "ok" : got.left.reason).toBe(want)
+    }).pipe(Effect.provide(smolvmLayer(sandbox(), { FAKE_SMOLVM_VERSION: v }))))
+
   it.effect("an unparseable version is BadOutput, quoting what was printed", () =>
     Effect.gen(function* () {
       const e = yield* Effect.flip((yield* Smolvm).version)

@@ -86,11 +86,15 @@ const decodeLs = Schema.decodeUnknownEither(Schema.Array(LsMachine))
 
 const VERSION_LINE = /^smolvm\s+v?((\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]*)?)$/
 
-/** True when `[major, minor, patch]` is at least MIN_VERSION. A pre-release suffix is not compared. */
-const atLeastMin = (v: ReadonlyArray<number>): boolean => {
+/**
+ * True when `[major, minor, patch]` is at least MIN_VERSION. As in semver, a
+ * pre-release of the minimum itself (`1.8.0-rc.1`) comes before it; build
+ * metadata (`+abc`) does not count.
+ */
+const atLeastMin = (v: ReadonlyArray<number>, preRelease: boolean): boolean => {
   const min = MIN_VERSION.split(".").map(Number)
   for (let i = 0; i < 3; i++) if (v[i]! !== min[i]!) return v[i]! > min[i]!
-  return true
+  return !preRelease
 }
 
 /** What the child did: exit code and everything it printed. */
@@ -202,7 +206,7 @@ const make = (opts: SmolvmOptions) =>
           const seen = printed === "" ? "nothing" : `"${oneLine(printed)}"`
           return Effect.fail(fail(versionDisplay, "BadOutput", `printed ${seen}, not "smolvm X.Y.Z"; smolmachines bottles need smolvm ≥ ${MIN_VERSION}`))
         }
-        if (!atLeastMin([Number(m[2]), Number(m[3]), Number(m[4])])) {
+        if (!atLeastMin([Number(m[2]), Number(m[3]), Number(m[4])], /^[^+]*-/.test(m[1]!))) {
           return Effect.fail(fail(versionDisplay, "TooOld", `smolvm ${m[1]} is too old: smolmachines bottles need smolvm ≥ ${MIN_VERSION} (machine labels and egress limits)`))
         }
         return Effect.succeed(m[1]!)
