@@ -89,7 +89,7 @@ export const mutate = (req: MutateRequest) =>
           else err(`error: ${msg}\nNothing was changed.`)
           return yield* Effect.fail(exitWith(2))
         }
-        if (req.output === "json") err(renderPlan(p, s))
+        if (req.output === "json") err(renderPlan(p, style(process.stderr)))
         const ok = yield* confirm.ask("Do you want to perform these actions? Only 'y' or 'yes' is accepted [y/N]: ")
         if (!ok) {
           if (req.output === "json") json({ plan: planJson(p), report: null, cancelled: true })
