@@ -279,13 +279,16 @@ describe("fake smolvm: start and stop", () => {
     expect(machine(sb, "vm")!.state).toBe("running")
   })
 
-  it("targets the machine called default when --name is left out", () => {
+  it("targets the machine called default when --name is left out (create, start, stop, delete)", () => {
     const sb = sandbox()
-    create(sb, "default")
+    ok(run(sb, ["machine", "create"]))
+    expect(machine(sb, "default")!.state).toBe("created")
     ok(run(sb, ["machine", "start"]))
     expect(machine(sb, "default")!.state).toBe("running")
     ok(run(sb, ["machine", "stop"]))
     expect(machine(sb, "default")!.state).toBe("stopped")
+    ok(run(sb, ["machine", "delete", "-f"]))
+    expect(machine(sb, "default")).toBeUndefined()
   })
 })
 
@@ -342,7 +345,6 @@ describe("fake smolvm: argument errors exit 2 with usage on stderr", () => {
     ["machine", "frobnicate"],
     ["machine", "start", "--name"],
     ["machine", "start", "--name", "--json"],
-    ["machine", "delete", "-f"],
     ["machine", "delete", "--name", "a", "--name", "b", "-f"],
     ["machine", "exec", "-n", "a", "--", "true"],
     ["machine", "exec", "--name", "a"],

@@ -16,7 +16,7 @@
  *       [-v|--volume HOST:GUEST[:ro]]... [-w|--workdir DIR] [--storage GiB]
  *       [--overlay GiB] [-p|--port HOST:GUEST]... [--gpu] [--cuda] [-- CMD...]
  *   smolvm machine start|stop [-n|--name N]       without a name: `default`
- *   smolvm machine delete|rm -n|--name N [-f|--force]
+ *   smolvm machine delete|rm [-n|--name N] [-f|--force]   without a name: `default`
  *   smolvm machine exec [--name N] [-e K=V]... [-w DIR] [--timeout D] [-i] [-t]
  *       [--stream] [-d] [--] CMD...               (only the long --name)
  *   smolvm machine cp [--mode OCTAL] [--uid U] [--gid G] SRC DST
@@ -34,7 +34,8 @@
  *     given, created_at in Unix seconds. `--allow-cidr` (a.b.c.d/n, or a bare IP
  *     stored as /32; IPv6 too, bare = /128) implies network true. A volume's
  *     HOST must exist (stored as its real path) and GUEST must be absolute.
- *     Without --name, create makes up a name (`vm-<hex>`), as smolvm does.
+ *     Without --name, create (like every machine command) targets `default`,
+ *     as the contract says.
  *   - `ls --json` elements carry every key of the contract's example plus
  *     `env` (object), `allow_cidrs` (array), `volumes` ([{host, guest,
  *     read_only}]) and `workdir` (string|null): extra keys are allowed by the
@@ -433,9 +434,8 @@ const SPECS = {
   stop: { about: "Stop a running machine", usage: "smolvm machine stop [OPTIONS]", options: [NAME] },
   delete: {
     about: "Delete a machine configuration",
-    usage: "smolvm machine delete [OPTIONS] --name <NAME>",
-    options: [NAME, flag("force", "f")],
-    required: ["name"]
+    usage: "smolvm machine delete [OPTIONS]",
+    options: [NAME, flag("force", "f")]
   },
   exec: {
     about: "Run a command directly in the VM (not in a container)",
@@ -622,7 +622,7 @@ function cmdCreate(args) {
   const ports = (values.port ?? []).map((p) => parsePort(p, spec.usage))
   if (values.image === "") usageError("invalid value '' for '--image <IMAGE>': image reference is empty", spec.usage)
 
-  const name = values.name ?? `vm-${Math.random().toString(16).slice(2, 10)}`
+  const name = values.name ?? "default"
   const problem = nameProblem(name)
   if (problem) fail(`config operation failed: create machine: invalid machine name: ${problem}`)
   if (injected("FAKE_SMOLVM_FAIL_CREATE", name)) fail(`vm creation failed: ${name}: injected by FAKE_SMOLVM_FAIL_CREATE`)
@@ -757,7 +757,7 @@ function readAnswer() {
 
 function cmdDelete(args) {
   const { values } = parseArgs(SPECS.delete, args)
-  const name = values.name
+  const name = values.name ?? "default"
   const lines = []
   const flush = () => { for (const l of lines.splice(0)) out(l) }
   // smolvm stops a running machine before it asks for confirmation.
