@@ -23,10 +23,11 @@ const sandbox = (): Sandbox => {
   return { dir, state: join(dir, "state.json"), log: join(dir, "calls.log") }
 }
 
-const smolvmLayer = (sb: Sandbox, env: Record<string, string> = {}, opts: { binary?: string; timeout?: Duration.DurationInput } = {}) =>
+const smolvmLayer = (sb: Sandbox, env: Record<string, string> = {}, opts: { binary?: string; timeout?: Duration.DurationInput; startTimeout?: Duration.DurationInput } = {}) =>
   layer({
     binary: opts.binary ?? FAKE,
     timeout: opts.timeout ?? "20 seconds",
+    ...(opts.startTimeout !== undefined ? { startTimeout: opts.startTimeout } : {}),
     env: { FAKE_SMOLVM_STATE: sb.state, FAKE_SMOLVM_LOG: sb.log, ...env }
   }).pipe(Layer.provide(NodeContext.layer))
 
@@ -346,6 +347,20 @@ describe("timeouts", () => {
       expect(isAlive(call!.pid)).toBe(false)
     }).pipe(Effect.provide(smolvmLayer(sb, { FAKE_SMOLVM_HANG: "ls" }, { timeout: "1 second" })))
   })
+
+  it.live("create and start, which may pull the image, get the longer bound", () => {
+    const sb = sandbox()
+    return Effect.gen(function* () {
+      const smolvm = yield* Smolvm
+      for (const run of [smolvm.create(machineSpec(sb, "slow"), { env: [], labels: {}, allowCidr: "10.0.0.1/32" }), smolvm.start("slow")]) {
+        const started = Date.now()
+        const e = yield* Effect.flip(run)
+        expect(e.reason).toBe("Timeout")
+        expect(e.message).toContain("within 2s")
+        expect(Date.now() - started).toBeGreaterThanOrEqual(1_900)
+      }
+    }).pipe(Effect.provide(smolvmLayer(sb, { FAKE_SMOLVM_HANG: "create,start" }, { timeout: "500 millis", startTimeout: "2 seconds" })))
+  }, 20_000)
 
   it.live("a background process left holding stdout does not keep the call waiting", () => {
     const sb = sandbox()

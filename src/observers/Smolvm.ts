@@ -63,7 +63,7 @@ export interface SmolvmOptions {
   readonly binary: string
   /** Bound on every invocation (default 30 s); the child is killed when it runs out. */
   readonly timeout?: Duration.DurationInput
-  /** Bound on `start`, which may pull the image first (default 10 minutes). */
+  /** Bound on `create` and `start`: the contract does not say which one pulls the image (default 10 minutes). */
   readonly startTimeout?: Duration.DurationInput
   /** Added to the child's environment (which otherwise is ours). */
   readonly env?: Readonly<Record<string, string>>
@@ -244,7 +244,7 @@ const make = (opts: SmolvmOptions) =>
         ...spec.volumes.flatMap((v) => ["-v", v]),
         "-w", spec.workdir
       ]
-      return act(args, `${binary} machine create --name ${spec.name}`, (line) => (/already exists/.test(line) ? "AlreadyExists" : "Failed"))
+      return act(args, `${binary} machine create --name ${spec.name}`, (line) => (/already exists/.test(line) ? "AlreadyExists" : "Failed"), startTimeout)
     }
 
     return Smolvm.of({
