@@ -308,11 +308,11 @@ describe("smolvmSource", () => {
     }).pipe(Effect.provide(smolvmLayer(sb, {}, { binary })))
   })
 
-  it.effect("too old is Failed, with the version in the error", () =>
+  it.effect("too old is Unavailable (bottle cannot have made machines with it), with the version in the reason", () =>
     smolvmSource.pipe(
       Effect.map((s) => {
-        expect(s._tag).toBe("Failed")
-        expect(s._tag === "Failed" && s.error).toContain("smolvm 1.2.3 is too old")
+        expect(s._tag).toBe("Unavailable")
+        expect(s._tag === "Unavailable" && s.reason).toContain("smolvm 1.2.3 is too old")
       }),
       Effect.provide(smolvmLayer(sandbox(), { FAKE_SMOLVM_VERSION: "1.2.3" }))
     ))

@@ -263,9 +263,11 @@ const make = (opts: SmolvmOptions) =>
 export const layer = (opts: SmolvmOptions): Layer.Layer<Smolvm, never, CommandExecutor.CommandExecutor> => Layer.effect(Smolvm, make(opts))
 
 /**
- * The observer as a Source: version check, then the list. Not installed is
- * `Unavailable` (no smolmachines bottles can exist); any other failure is
- * recorded, never turned into an empty snapshot.
+ * The observer as a Source: version check, then the list. Not installed, or
+ * older than bottle can use, is `Unavailable`: bottle cannot have made
+ * machines with it, so a Docker-only host works as before (the planner still
+ * keeps smolmachines bottles' state). Any other failure is recorded, never
+ * turned into an empty snapshot.
  */
 export const smolvmSource: Effect.Effect<Source<SmolvmSnapshot>, never, Smolvm> = Effect.gen(function* () {
   const smolvm = yield* Smolvm
@@ -275,7 +277,7 @@ export const smolvmSource: Effect.Effect<Source<SmolvmSnapshot>, never, Smolvm> 
 }).pipe(
   Effect.catchTag("SmolvmError", (e) =>
     Effect.succeed<Source<SmolvmSnapshot>>(
-      e.reason === "NotInstalled" ? { _tag: "Unavailable", source: "smolvm", reason: e.message } : { _tag: "Failed", source: "smolvm", error: e.message }
+      e.reason === "NotInstalled" || e.reason === "TooOld" ? { _tag: "Unavailable", source: "smolvm", reason: e.message } : { _tag: "Failed", source: "smolvm", error: e.message }
     )
   )
 )

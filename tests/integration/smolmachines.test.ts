@@ -164,6 +164,9 @@ describe.skipIf(!available)("smolmachines bottles", () => {
       expect(r.status, r.stdout + r.stderr).toBe(1)
       expect(r.stdout).toMatch(/! bottle needy .*(not installed|too old)/)
       expect(docker("inspect", "--format", "{{.State.Status}}", `${prefix}-ok-agent-1`)).toBe("running")
+      // A Docker-only spec is simply in sync there: no partial snapshot.
+      const only = bottle({ ...env, ...extra }, "diff", "-f", file("only.yaml", dockerSpec("ok")))
+      expect(only.status, only.stdout + only.stderr).toBe(0)
     }
     expect(bottle(env, "reconcile", "--prune", "--yes").status).toBe(0)
   })
