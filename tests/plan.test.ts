@@ -177,6 +177,16 @@ describe("rule 3: prune touches only prefixed names", () => {
     expect(brief(mutating(p.actions))).toEqual(["RemoveContainer claude-bottle-dev-old"])
   })
 
+  it("apply --prune never removes another set's state dir, even of an idle bottle", () => {
+    const w = worldAfterApply([bottle("a"), bottle("idle", { set: "b" })])
+    w.containers = w.containers.filter((c) => !c.name.includes("idle"))
+    w.networks = w.networks.filter((n) => !n.name.includes("idle"))
+    const p = plan([bottle("a")], observed(w), options("set"))
+    expect(brief(p.actions).filter((x) => x.includes("idle"))).toEqual([])
+    // …while reconcile --prune (every set) does reap it.
+    expect(brief(plan([], observed(w), options("all")).actions)).toContain(`RemoveStateDir ${S}/idle`)
+  })
+
   it("plain apply removes no other bottle", () => {
     const w = worldAfterApply([bottle("a"), bottle("old")])
     expect(mutating(plan([bottle("a")], observed(w), options("none")).actions)).toEqual([])

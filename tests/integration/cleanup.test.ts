@@ -195,12 +195,16 @@ describe.skipIf(!available)("faults", () => {
     writeFileSync(file, specOf(["r1", "r2", "r3"]))
     const [a, b] = await Promise.all([bottleAsync(env, "apply", "-f", file), bottleAsync(env, "apply", "-f", file)])
     expect([a.status, b.status], a.stdout + a.stderr + b.stdout + b.stderr).toEqual([0, 0])
+    // One after the other: one did the work, the other, after waiting, found it done.
+    expect([a.stdout, b.stdout].filter((o) => o.includes("No changes.")), a.stdout + b.stdout).toHaveLength(1)
+    expect([a.stdout, b.stdout].filter((o) => o.includes("Plan: 15 to add")), a.stdout + b.stdout).toHaveLength(1)
     const names = leftovers(prefix)
     expect(names.filter((n) => n.startsWith("container")).length).toBe(6)
     expect(new Set(names).size).toBe(names.length)
     expect(docker("network", "ls", "--filter", `name=${prefix}-r1_internal`, "--format", "{{.ID}}").split("\n")).toHaveLength(1)
     const [c, d] = await Promise.all([bottleAsync(env, "reconcile", "--prune", "--yes"), bottleAsync(env, "reconcile", "--prune", "--yes")])
     expect([c.status, d.status], c.stdout + c.stderr + d.stdout + d.stderr).toEqual([0, 0])
+    expect([c.stdout, d.stdout].filter((o) => o.includes("No changes.")), c.stdout + d.stdout).toHaveLength(1)
     expect(leftovers(prefix)).toEqual([])
   })
 
@@ -231,8 +235,13 @@ describe.skipIf(!available)("faults", () => {
         if ((command === "apply" && n > 2) || (command === "reconcile" && n < 6 * 4)) break
         await new Promise((r) => setTimeout(r, 25))
       }
+      const atKill = leftovers(prefix).length
       child.kill("SIGKILL")
-      await new Promise((r) => child.on("close", r))
+      const [, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on("close", (c, s) => r([c, s])))
+      // It was cut off mid-way: killed, not finished, and after it had started changing things.
+      expect(signal).toBe("SIGKILL")
+      if (command === "apply") expect(atKill).toBeGreaterThan(0)
+      else expect(atKill).toBeLessThan(6 * 4)
       const rerun = command === "apply" ? bottle(env, "apply", "-f", file) : bottle(env, "reconcile", "--prune", "--yes")
       expect(rerun.status, rerun.stdout + rerun.stderr).toBe(0)
       if (command === "apply") {
@@ -243,6 +252,7 @@ describe.skipIf(!available)("faults", () => {
         expect(bottle(env, "reconcile", "--prune", "--yes").status).toBe(0)
       }
       expect(leftovers(prefix)).toEqual([])
+      expect(readdirSync(join(home, "state")).filter((d) => names.includes(d))).toEqual([])
     })
   }
 })
@@ -262,13 +272,16 @@ describe.skipIf(!available)("sets", () => {
     writeFileSync(b, specOf(["in-b"]))
     expect(bottle(env, "apply", "-f", a, "--set", "team-a").status).toBe(0)
     expect(bottle(env, "apply", "-f", b, "--set", "team-b").status).toBe(0)
+    // in-b is idle (nothing of it runs): only the set rule protects its state dir now.
+    for (const l of leftovers(prefix).filter((x) => x.includes("in-b") && x.startsWith("container"))) docker("rm", "-f", l.split(" ")[1]!)
+    for (const l of leftovers(prefix).filter((x) => x.includes("in-b") && x.startsWith("network"))) docker("network", "rm", l.split(" ")[1]!)
     writeFileSync(a, specOf(["other-a"]))
     const r = bottle(env, "apply", "-f", a, "--set", "team-a", "--prune", "--yes")
     expect(r.status, r.stdout + r.stderr).toBe(0)
     const left = leftovers(prefix)
     expect(left.some((l) => l.includes("in-a"))).toBe(false)
-    expect(left.filter((l) => l.includes("in-b")).length).toBe(4)
-    expect(existsSync(join(home, "state", "in-b"))).toBe(true)
+    expect(left.filter((l) => l.includes("in-b"))).toEqual([])
+    expect(existsSync(join(home, "state", "in-b", "metadata.json"))).toBe(true)
     expect(bottle(env, "reconcile", "--prune", "--yes").status).toBe(0)
     expect(leftovers(prefix)).toEqual([])
     expect(readdirSync(join(home, "state"))).toEqual([])
