@@ -2,7 +2,9 @@
  * The fence, on a real engine: from inside the agent only the egress proxy
  * answers. A listener on the host (0.0.0.0) is not reachable through the
  * internal network's gateway, nor through Docker's default bridge; the same
- * listener is reachable from an ordinary network, so the test can fail.
+ * listener is reachable from an ordinary network, so the test can fail. A
+ * server on Docker's default bridge that a neighbouring container reaches is
+ * not reachable from the agent either.
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
@@ -40,7 +42,7 @@ describe.skipIf(!available)("isolation of the agent container", () => {
   })
   afterAll(() => {
     listener?.kill()
-    dockerOk("rm", "-f", `${prefix}-control`)
+    dockerOk("rm", "-f", `${prefix}-control`, `${prefix}-outside`, `${prefix}-neighbour`)
     scrub(prefix)
   })
 
@@ -52,6 +54,8 @@ describe.skipIf(!available)("isolation of the agent container", () => {
   it("cannot reach a host service through the internal network's gateway or the default bridge", () => {
     const gateway = docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", `${prefix}-fenced_internal`)
     const bridge = docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", "bridge")
+    // The probe itself works from the agent (so "blocked" below is the fence, not a broken probe).
+    expect(reach(agent, "egress", 8888)).toBe("reached")
     expect(reach(agent, gateway, port)).toBe("blocked")
     expect(reach(agent, bridge, port)).toBe("blocked")
     const egressGateway = docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", `${prefix}-fenced_egress`)
@@ -62,6 +66,17 @@ describe.skipIf(!available)("isolation of the agent container", () => {
     const egressGateway = docker("network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", `${prefix}-fenced_egress`)
     docker("run", "-d", "--name", `${prefix}-control`, "--network", `${prefix}-fenced_egress`, AGENT_IMAGE)
     expect(reach(`${prefix}-control`, egressGateway, port)).toBe("reached")
+  })
+
+  it("cannot reach an address outside its networks that an ordinary container reaches", () => {
+    docker("run", "-d", "--name", `${prefix}-outside`, AGENT_IMAGE, "httpd", "-f", "-p", "8080", "-h", "/")
+    docker("run", "-d", "--name", `${prefix}-neighbour`, AGENT_IMAGE)
+    const ip = docker("inspect", "--format", "{{.NetworkSettings.IPAddress}}", `${prefix}-outside`)
+    expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/)
+    let neighbour = "blocked"
+    for (let i = 0; i < 25 && neighbour === "blocked"; i++) neighbour = reach(`${prefix}-neighbour`, ip, 8080)
+    expect(neighbour).toBe("reached")
+    expect(reach(agent, ip, 8080)).toBe("blocked")
   })
 
   it("has the hardening in its HostConfig", () => {
