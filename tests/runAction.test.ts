@@ -191,3 +191,55 @@ describe("CreateNetwork racing a killed run's create", () => {
       expect(removed).toEqual(["b2"])
     }))
 })
+
+describe("already there counts as done only with our spec hash", () => {
+  const conflict = new DockerError({ reason: "Conflict", endpoint: "e", method: "POST", path: "/containers/create", status: 409, detail: 'Conflict. The container name "/claude-bottle-b-agent-1" is already in use' })
+  const createAgent = Action.CreateContainer({
+    id: "c", bottle: "b", resource: "claude-bottle-b-agent-1", cause: "test", after: [], replaces: false,
+    spec: { name: "claude-bottle-b-agent-1", hash: "h", image: "img", body: {}, connect: [] } as never
+  })
+  const withExisting = (hash: string) => ({
+    createContainer: () => Effect.fail(conflict),
+    listContainers: () => Effect.succeed([{ Id: "0123456789abcdef", Names: ["/claude-bottle-b-agent-1"], Labels: { "dev.bottle.spec-hash": hash } }])
+  })
+
+  it.effect("a container of that name with our hash (a killed run made it): done, with its id", () =>
+    Effect.gen(function* () {
+      const r = yield* runWith(withExisting("h"), {}, createAgent)
+      expect(Either.isRight(r) ? r.right : r.left.message).toBe("id 0123456789ab")
+    }))
+
+  it.effect("a container of that name with another hash: the conflict is the failure", () =>
+    Effect.gen(function* () {
+      const r = yield* runWith(withExisting("other"), {}, createAgent)
+      expect(Either.isLeft(r) ? r.left.message : "done").toContain("already in use")
+    }))
+
+  const createVm = Action.CreateMachine({
+    id: "m", bottle: "vm", resource: "claude-bottle-vm", cause: "test", after: [], replaces: false,
+    spec: { name: "claude-bottle-vm", hash: "h", bundleContainer: "claude-bottle-sidecars-vm", bundleNetwork: "claude-bottle-bundle-vm" } as never
+  })
+  const bundleUp = { listContainers: () => Effect.succeed([{ Id: "b", Names: ["/claude-bottle-sidecars-vm"], NetworkSettings: { Networks: { "claude-bottle-bundle-vm": { IPAddress: "172.30.0.2" } } } }]) }
+  const smolvmWith = (hash: string) => ({
+    create: () => Effect.fail(new SmolvmError({ reason: "AlreadyExists", command: "smolvm machine create --name claude-bottle-vm", detail: "Error: machine 'claude-bottle-vm' already exists" })),
+    list: Effect.succeed([{ name: "claude-bottle-vm", state: "created", labels: { "dev.bottle.spec-hash": hash }, image: null }])
+  })
+
+  it.effect("a machine of that name with our hash: done", () =>
+    Effect.gen(function* () {
+      const r = yield* runWith(bundleUp, smolvmWith("h"), createVm)
+      expect(Either.isRight(r) ? r.right : r.left.message).toBe("egress limited to 172.30.0.2/32")
+    }))
+
+  it.effect("a machine of that name with another hash: the failure stands", () =>
+    Effect.gen(function* () {
+      const r = yield* runWith(bundleUp, smolvmWith("other"), createVm)
+      expect(Either.isLeft(r) ? r.left.message : "done").toContain("already exists")
+    }))
+
+  it.effect("no machine is made while its bundle has no address (no fence, no machine)", () =>
+    Effect.gen(function* () {
+      const r = yield* runWith({ listContainers: () => Effect.succeed([]) }, {}, createVm)
+      expect(Either.isLeft(r) ? r.left.message : "done").toContain("refusing to start a machine without its egress fence")
+    }))
+})

@@ -78,10 +78,14 @@ describe.skipIf(!available)("reconcile --prune on a host full of leftovers", () 
     const before = leftovers(prefix)
     const r = bottle(env, "reconcile", "--prune", "--dry-run")
     expect(r.status, r.stderr).toBe(0)
-    for (const name of [`${prefix}-legacy-agent-1`, `${prefix}-legacy_default`, `${prefix}-legacy_data`, `${prefix}-older_agent_1`, `${prefix}-stray-agent`, `${prefix}-stray-created`, `${prefix}-straynet`, `${prefix}-sidecars-vm1`, `${prefix}-bundle-vm1`, `${home}/state/orphan`]) {
-      expect(r.stdout).toContain(`- `)
-      expect(r.stdout, name).toContain(name)
-    }
+    const lines = r.stdout.split("\n").map((l) => l.trim())
+    const kinds: ReadonlyArray<[string, string]> = [
+      ["container", `${prefix}-legacy-agent-1`], ["network", `${prefix}-legacy_default`], ["volume", `${prefix}-legacy_data`],
+      ["container", `${prefix}-older_agent_1`], ["container", `${prefix}-stray-agent`], ["container", `${prefix}-stray-created`],
+      ["network", `${prefix}-straynet`], ["container", `${prefix}-sidecars-vm1`], ["network", `${prefix}-bundle-vm1`], ["state dir", `${home}/state/orphan`]
+    ]
+    // Each one a destroy line of its own, naming kind and resource exactly.
+    for (const [kind, name] of kinds) expect(lines.some((l) => l.startsWith(`- ${kind} ${name} `) || l === `- ${kind} ${name}`), `${kind} ${name}\n${r.stdout}`).toBe(true)
     expect(r.stdout).toContain("state/a plain file: not a bottle name; left alone")
     expect(r.stdout).toContain("state/escape: a symlink, not a directory; left alone")
     expect(r.stdout).not.toContain(foreign.container)

@@ -10,7 +10,13 @@ import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { BIN, engineAvailable, EGRESS_IMAGE, uniquePrefix } from "../support/docker.js"
 
-const available = engineAvailable() && spawnSync("script", ["--version"]).status === 0
+const hasScript = spawnSync("script", ["--version"]).status === 0
+if (!hasScript) {
+  const msg = "\n!!! NO `script` (util-linux): the y/N tests on a terminal are SKIPPED. !!!\n"
+  if (process.env["CI"] === "true") throw new Error(`${msg}Under CI=true this is a failure.`)
+  process.stderr.write(msg)
+}
+const available = engineAvailable() && hasScript
 
 /** Runs the CLI on a pseudo-terminal, typing `input`. */
 const onTerminal = (env: NodeJS.ProcessEnv, input: string, ...args: ReadonlyArray<string>) => {
