@@ -33,6 +33,7 @@ describe.skipIf(!available)("bottle lifecycle on the Docker backend", () => {
   const write = (text: string) => writeFileSync(file, text)
   const bystander = `bottle-bystander-${prefix}`
   const ids = () => Object.fromEntries(leftovers(prefix).filter((l) => l.startsWith("container ")).map((l) => l.slice(10)).map((n) => [n, containerId(n)]))
+  const networkIds = () => Object.fromEntries(leftovers(prefix).filter((l) => l.startsWith("network ")).map((l) => l.slice(8)).map((n) => [n, docker("network", "inspect", "--format", "{{.Id}}", n)]))
 
   beforeAll(() => {
     ensureTestImages()
@@ -124,6 +125,7 @@ describe.skipIf(!available)("bottle lifecycle on the Docker backend", () => {
     expect(bottle(env, "apply", "-f", file).status).toBe(0)
     write(spec([{ name: "alpha", env: { LOG_LEVEL: "debug" } }]))
     const before = ids()
+    const networksBefore = networkIds()
     const r = bottle(env, "apply", "-f", file, "--prune", "--yes")
     expect(r.status, r.stdout + r.stderr).toBe(0)
     const left = leftovers(prefix)
@@ -133,7 +135,11 @@ describe.skipIf(!available)("bottle lifecycle on the Docker backend", () => {
     expect(left.filter((l) => l.includes("beta"))).toEqual([])
     expect(existsSync(join(home, "state", "beta"))).toBe(true)
     expect(r.stdout).toContain("blocked: preserve")
-    expect(containerId(`${prefix}-alpha-agent-1`)).toBe(before[`${prefix}-alpha-agent-1`])
+    // alpha, still in the spec, is untouched: every container and network the same object as before.
+    const alpha = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).filter(([n]) => n.includes("-alpha")))
+    expect(Object.keys(alpha(before)).sort()).toEqual([`${prefix}-alpha-agent-1`, `${prefix}-alpha-egress-1`])
+    expect(alpha(ids())).toEqual(alpha(before))
+    expect(alpha(networkIds())).toEqual(alpha(networksBefore))
   })
 
   it("reconcile --prune --yes leaves nothing with the prefix, keeps the .preserve state dir and the bystander", () => {
