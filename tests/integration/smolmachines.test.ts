@@ -96,6 +96,11 @@ describe.skipIf(!available)("smolmachines bottles", () => {
     const f = file("mixed.yaml", `${vmSpec("thinker", { MODE: "deep" })}---\n${dockerSpec("boxed")}`)
     expect(bottle(env, "apply", "-f", f).status).toBe(0)
     expect(docker("inspect", "--format", "{{.State.Status}}", `${prefix}-boxed-agent-1`)).toBe("running")
+    // One listing, both backends.
+    const g = bottle(env, "get")
+    expect(g.status, g.stderr).toBe(0)
+    expect(g.stdout).toMatch(/^smolmachines\s+thinker\s+default\s+running\s/m)
+    expect(g.stdout).toMatch(/^docker\s+boxed\s+default\s+running\s.*agent:running/m)
     const command = [process.execPath, BIN, "reconcile", "--prune"].map((a) => `'${a}'`).join(" ")
     const r = spawnSync("script", ["-qefc", command, "/dev/null"], { input: "y\n", env: { ...process.env, NO_COLOR: "1", ...env }, encoding: "utf8", timeout: 60_000 })
     expect(r.status, r.stdout).toBe(0)
