@@ -86,6 +86,18 @@ describe("RemoveStateDir at execution time", () => {
       expect(existsSync(join(outside, "precious"))).toBe(true)
     }))
 
+  it.effect("removes symlinks inside a state dir without following them", () =>
+    Effect.gen(function* () {
+      const { root, outside } = setup()
+      const d = join(root, "linked")
+      mkdirSync(join(d, "workspace"), { recursive: true })
+      symlinkSync(outside, join(d, "workspace", "out"))
+      symlinkSync(join(outside, "precious"), join(d, "precious-link"))
+      expect(Either.isRight(yield* remove(root, "linked"))).toBe(true)
+      expect(existsSync(d)).toBe(false)
+      expect(existsSync(join(outside, "precious"))).toBe(true)
+    }))
+
   for (const name of ["..", ".", "", "a/b", ".hidden", "../outside", "Name With Spaces"]) {
     it.effect(`refuses the id ${JSON.stringify(name)}`, () =>
       Effect.gen(function* () {
