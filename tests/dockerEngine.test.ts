@@ -10,7 +10,7 @@ import { mkdtempSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { DockerEngine, layer, parseDockerHost, type Endpoint } from "../src/observers/DockerEngine.js"
+import { DockerEngine, layer, parseDockerHost, type DockerEngineShape, type DockerError, type Endpoint } from "../src/observers/DockerEngine.js"
 
 const serve = async (handler: Parameters<typeof createServer>[1]): Promise<{ endpoint: Endpoint; server: Server }> => {
   const socketPath = join(mkdtempSync(join(tmpdir(), "bottle-engine-")), "docker.sock")
@@ -45,12 +45,13 @@ describe("DockerEngine client", () => {
       expect(seen.filter((r) => r.endsWith("/start"))).toHaveLength(50)
     }), 30_000)
 
-  const failRemove = (status: number, message: string) =>
+  /** The error a call gets from an Engine that answers every request with `status` and `message`. */
+  const failWith = (status: number, message: string, call: (d: DockerEngineShape) => Effect.Effect<unknown, DockerError> = (d) => d.removeContainer("c1")) =>
     Effect.gen(function* () {
       const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
         res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ message }))
       }))
-      return yield* Effect.flatMap(DockerEngine, (d) => d.removeContainer("c1")).pipe(
+      return yield* Effect.flatMap(DockerEngine, call).pipe(
         Effect.provide(layer({ endpoint, timeout: "2 seconds", pullTimeout: "2 seconds" })),
         Effect.flip,
         Effect.ensuring(Effect.promise(() => close(server)))
@@ -64,8 +65,15 @@ describe("DockerEngine client", () => {
     [500, "driver failed", "Server"]
   ] as const)("an error answer %i %s keeps the Engine's message, with reason %s", ([status, message, reason]) =>
     Effect.gen(function* () {
-      const error = yield* failRemove(status, message)
+      const error = yield* failWith(status, message)
       expect(error.reason).toBe(reason)
       expect(error.message).toContain(message)
+    }), 30_000)
+
+  it.live("an Engine out of address pools: its words, and what to do about it", () =>
+    Effect.gen(function* () {
+      const error = yield* failWith(500, "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network", (d) => d.createNetwork({ Name: "n" }))
+      expect(error.message).toContain("non-overlapping IPv4 address pool")
+      expect(error.message).toContain("default-address-pools")
     }), 30_000)
 })

@@ -110,17 +110,23 @@ describe("RemoveStateDir at execution time", () => {
 })
 
 describe("CreateNetwork at execution time", () => {
-  it.effect("an Engine out of address pools fails with the Engine's words and what to do about it", () =>
+  const conflict = new DockerError({ reason: "Conflict", endpoint: "e", method: "POST", path: "/networks/create", status: 409, detail: "network with name claude-bottle-b_internal already exists" })
+  const withNetworks = (hashes: ReadonlyArray<string>) => ({
+    createNetwork: () => Effect.fail(conflict),
+    listNetworks: () => Effect.succeed(hashes.map((h, i) => ({ Id: `n${i}`, Name: "claude-bottle-b_internal", Labels: { "dev.bottle.spec-hash": h } }))),
+    removeNetwork: () => Effect.die("nothing to fold")
+  })
+
+  it.effect("a name conflict with ours already there is done", () =>
     Effect.gen(function* () {
-      const poolsFull = new DockerError({
-        reason: "Server", endpoint: "unix:///var/run/docker.sock", method: "POST", path: "/networks/create", status: 500,
-        detail: "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
-      })
-      const result = yield* runWith({ createNetwork: () => Effect.fail(poolsFull) }, {}, createInternal)
-      expect(Either.isLeft(result)).toBe(true)
-      const message = Either.isLeft(result) ? result.left.message : ""
-      expect(message).toContain("non-overlapping IPv4 address pool")
-      expect(message).toContain("default-address-pools")
+      const r = yield* runWith(withNetworks(["h"]), {}, createInternal)
+      expect(Either.isRight(r) ? r.right : r.left.message).toBe("already there")
+    }))
+
+  it.effect("a name conflict with only someone else's network there is the failure", () =>
+    Effect.gen(function* () {
+      const r = yield* runWith(withNetworks(["other"]), {}, createInternal)
+      expect(Either.isLeft(r) ? r.left.message : "done").toContain("already exists")
     }))
 })
 

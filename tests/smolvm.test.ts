@@ -23,11 +23,11 @@ const sandbox = (): Sandbox => {
   return { dir, state: join(dir, "state.json"), log: join(dir, "calls.log") }
 }
 
-const smolvmLayer = (sb: Sandbox, env: Record<string, string> = {}, opts: { binary?: string; timeout?: Duration.DurationInput; startTimeout?: Duration.DurationInput } = {}) =>
+const smolvmLayer = (sb: Sandbox, env: Record<string, string> = {}, opts: { binary?: string; timeout?: Duration.DurationInput; pullTimeout?: Duration.DurationInput } = {}) =>
   layer({
     binary: opts.binary ?? FAKE,
     timeout: opts.timeout ?? "20 seconds",
-    ...(opts.startTimeout !== undefined ? { startTimeout: opts.startTimeout } : {}),
+    ...(opts.pullTimeout !== undefined ? { pullTimeout: opts.pullTimeout } : {}),
     env: { FAKE_SMOLVM_STATE: sb.state, FAKE_SMOLVM_LOG: sb.log, ...env }
   }).pipe(Layer.provide(NodeContext.layer))
 
@@ -359,7 +359,7 @@ describe("timeouts", () => {
         expect(e.message).toContain("within 2s")
         expect(Date.now() - started).toBeGreaterThanOrEqual(1_900)
       }
-    }).pipe(Effect.provide(smolvmLayer(sb, { FAKE_SMOLVM_HANG: "create,start" }, { timeout: "500 millis", startTimeout: "2 seconds" })))
+    }).pipe(Effect.provide(smolvmLayer(sb, { FAKE_SMOLVM_HANG: "create,start" }, { timeout: "500 millis", pullTimeout: "2 seconds" })))
   }, 20_000)
 
   it.live("a background process left holding stdout does not keep the call waiting", () => {

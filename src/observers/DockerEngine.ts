@@ -137,6 +137,12 @@ const make = (opts: DockerEngineOptions) =>
         : status === 400 ? "BadRequest"
         : "Server"
 
+    /** The Engine's message, with what to do about it where the message alone leaves a person stuck. */
+    const explain = (message: string) =>
+      /non-overlapping IPv4 address pool/i.test(message)
+        ? `${message} (the Engine's address pools are full: remove networks you no longer need, or give dockerd more room with default-address-pools in /etc/docker/daemon.json)`
+        : message
+
     /** Sends one request; non-2xx answers become DockerErrors carrying the Engine's message. */
     const send = (request: HttpClientRequest.HttpClientRequest, path: string, timeout: Duration.DurationInput) =>
       client.execute(request).pipe(
@@ -148,7 +154,7 @@ const make = (opts: DockerEngineOptions) =>
               Effect.flatMap(Schema.decodeUnknown(ErrorBody)),
               Effect.map((b) => b.message),
               Effect.orElseSucceed(() => `HTTP ${res.status}`),
-              Effect.flatMap((message) => Effect.fail(fail(request.method, path, reasonFor(res.status, message), message, res.status)))
+              Effect.flatMap((message) => Effect.fail(fail(request.method, path, reasonFor(res.status, message), explain(message), res.status)))
             )
         ),
         Effect.timeoutFail({ duration: timeout, onTimeout: () => fail(request.method, path, "Timeout", Duration.format(Duration.decode(timeout))) })

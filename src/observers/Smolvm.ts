@@ -64,7 +64,7 @@ export interface SmolvmOptions {
   /** Bound on every invocation (default 30 s); the child is killed when it runs out. */
   readonly timeout?: Duration.DurationInput
   /** Bound on `create` and `start`: the contract does not say which one pulls the image (default 10 minutes). */
-  readonly startTimeout?: Duration.DurationInput
+  readonly pullTimeout?: Duration.DurationInput
   /** Added to the child's environment (which otherwise is ours). */
   readonly env?: Readonly<Record<string, string>>
 }
@@ -189,10 +189,10 @@ const make = (opts: SmolvmOptions) =>
         })
       )
     const notFound = (line: string): SmolvmErrorReason => (/^Error: vm not found\b/.test(line) ? "NotFound" : "Failed")
-    const startTimeout = Duration.decode(opts.startTimeout ?? Duration.minutes(10))
+    const pullTimeout = Duration.decode(opts.pullTimeout ?? Duration.minutes(10))
     const byName = (verb: string, name: string, ...flags: ReadonlyArray<string>) => {
       const args = ["machine", verb, "--name", name, ...flags]
-      return act(args, [binary, ...args].join(" "), notFound, verb === "start" ? startTimeout : timeout)
+      return act(args, [binary, ...args].join(" "), notFound, verb === "start" ? pullTimeout : timeout)
     }
 
     const versionArgs = ["--version"]
@@ -244,7 +244,7 @@ const make = (opts: SmolvmOptions) =>
         ...spec.volumes.flatMap((v) => ["-v", v]),
         "-w", spec.workdir
       ]
-      return act(args, `${binary} machine create --name ${spec.name}`, (line) => (/already exists/.test(line) ? "AlreadyExists" : "Failed"), startTimeout)
+      return act(args, `${binary} machine create --name ${spec.name}`, (line) => (/already exists/.test(line) ? "AlreadyExists" : "Failed"), pullTimeout)
     }
 
     return Smolvm.of({

@@ -22,7 +22,7 @@ import {
 } from "../resources/observed.js"
 import { realiseDocker, type ContainerSpec, type NetworkSpec, type RealiseContext, type StateDirSpec } from "../resources/realise.js"
 import { EGRESS_IP_LABEL, realiseSmolmachines, type MachineSpec } from "../resources/realiseSmolmachines.js"
-import { Action, type Plan, type ResourceKind } from "./actions.js"
+import { Action, isDestructive, type Plan, type ResourceKind } from "./actions.js"
 
 export type PruneScope = "none" | "set" | "all"
 
@@ -92,20 +92,21 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
   const stateDirs = state?.dirs ?? []
   const images = docker?.images ?? {}
 
+  /** Names of the smolmachines backend's sidecar bundles (container, network), before the bottle's name. */
+  const bundlePrefixes = [`${prefix}-sidecars-`, `${prefix}-bundle-`]
   const ownerOf = (i: Item): string | undefined => {
     const labels = itemLabels(i)
     if (labels[BL.managedBy] === MANAGED_BY && labels[BL.bottle]) return labels[BL.bottle]
     const project = labels[Compose.project]
     if (project !== undefined && names.owns(project)) return project.slice(prefix.length + 1)
     const name = itemName(i)
-    for (const p of [`${prefix}-sidecars-`, `${prefix}-bundle-`]) if (name.startsWith(p)) return name.slice(p.length)
+    for (const p of bundlePrefixes) if (name.startsWith(p)) return name.slice(p.length)
     if (i.kind === "machine") return name.slice(prefix.length + 1)
     return undefined
   }
   /** Which backend an item serves: machines and their sidecar bundles are smolmachines', the rest docker's. */
   const backendOf = (i: Item): "docker" | "smolmachines" => {
-    const name = itemName(i)
-    return i.kind === "machine" || name.startsWith(`${prefix}-sidecars-`) || name.startsWith(`${prefix}-bundle-`) ? "smolmachines" : "docker"
+    return i.kind === "machine" || bundlePrefixes.some((p) => itemName(i).startsWith(p)) ? "smolmachines" : "docker"
   }
   const setOf = (i: Item) => {
     const l = itemLabels(i)
@@ -234,8 +235,7 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
         continue
       }
       // After every removal of what was (or, by its name, may have been) this bottle's.
-      const after = out.actions.filter((a) =>
-        (a._tag === "RemoveContainer" || a._tag === "RemoveNetwork" || a._tag === "RemoveVolume" || a._tag === "DeleteMachine") &&
+      const after = out.actions.filter((a) => isDestructive(a) &&
         (a.bottle === d.name || (a.bottle === undefined && strayMatches(a.resource, prefix, d.name)))).map((a) => a.id)
       out.add(Action.RemoveStateDir({ ...common, cause: "not in spec", after, root: state!.root, name: d.name }))
     }

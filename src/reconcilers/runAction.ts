@@ -4,7 +4,7 @@
  */
 import { FileSystem } from "@effect/platform"
 import { Data, Effect, Either, Schedule } from "effect"
-import { DockerEngine, DockerError } from "../observers/DockerEngine.js"
+import { DockerEngine, type DockerError } from "../observers/DockerEngine.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
 import { Bottle as BL } from "../resources/labels.js"
 import { bottleNameProblem } from "../resources/names.js"
@@ -80,35 +80,23 @@ export const makeRunner = (opts: RunnerOptions) =>
       })
 
     /**
-     * The Engine allows two networks of one name when two creates overlap (a killed run's
-     * request landing after this run looked), and then refuses to attach anything "by name".
-     * Copies with our spec hash are folded into one, the same one whoever does it: lowest id.
+     * Creates the network, then looks once: a name conflict is success if ours (same spec hash) is
+     * there, and copies of ours are folded into one. The Engine allows two networks of one name when
+     * two creates overlap (a killed run's request landing after this run looked), and then refuses
+     * to attach anything by that name. The copy kept is the same whoever folds: lowest id.
      */
-    const settleDuplicates = (name: string, hash: string) =>
-      docker.listNetworks({ name: [name] }).pipe(
-        Effect.flatMap((ns) => {
-          const copies = ns.filter((n) => n.Name === name && n.Labels?.[BL.specHash] === hash).sort((x, y) => x.Id.localeCompare(y.Id))
-          return Effect.forEach(copies.slice(1), (n) => docker.removeNetwork(n.Id).pipe(Effect.ignore), { discard: true })
-        })
-      )
-
     const createNetwork = (a: Extract<Action, { _tag: "CreateNetwork" }>) =>
-      docker.createNetwork(a.spec.body).pipe(
-        Effect.catchIf((e) => e.reason === "Conflict", (e) =>
-          docker.listNetworks({ name: [a.spec.name] }).pipe(
-            Effect.flatMap((ns) => ns.some((n) => n.Name === a.spec.name && n.Labels?.[BL.specHash] === a.spec.hash) ? Effect.succeed("already there") : Effect.fail(e))
-          )),
-        Effect.tap(() => settleDuplicates(a.spec.name, a.spec.hash)),
-        Effect.map((id) => (id === "already there" ? id : `id ${id.slice(0, 12)}`)),
-        Effect.mapError((e) =>
-          /non-overlapping IPv4 address pool/i.test(e.message)
-            ? new DockerError({
-              reason: e.reason, endpoint: e.endpoint, method: e.method, path: e.path,
-              ...(e.status !== undefined ? { status: e.status } : {}),
-              detail: `${e.detail} (the Engine's address pools are full: remove networks you no longer need, or give dockerd more room with default-address-pools in /etc/docker/daemon.json)`
-            })
-            : e)
-      )
+      Effect.gen(function* () {
+        const { name, hash } = a.spec
+        const made = yield* Effect.either(docker.createNetwork(a.spec.body))
+        if (Either.isLeft(made) && made.left.reason !== "Conflict") return yield* Effect.fail(made.left)
+        const ours = (yield* docker.listNetworks({ name: [name] }))
+          .filter((n) => n.Name === name && n.Labels?.[BL.specHash] === hash)
+          .sort((x, y) => x.Id.localeCompare(y.Id))
+        if (Either.isLeft(made) && ours.length === 0) return yield* Effect.fail(made.left)
+        yield* Effect.forEach(ours.slice(1), (n) => docker.removeNetwork(n.Id).pipe(Effect.ignore), { discard: true })
+        return Either.isRight(made) ? `id ${made.right.slice(0, 12)}` : "already there"
+      })
 
     const ensureStateDir = (a: Extract<Action, { _tag: "EnsureStateDir" }>) =>
       Effect.gen(function* () {

@@ -14,7 +14,6 @@ const SPEC_EXTENSIONS = /\.(ya?ml|toml)$/i
 
 const decode = Schema.decodeUnknownEither(BottleDocument, { onExcessProperty: "error", errors: "all" })
 
-/** Decodes one parsed document; pure apart from nothing. */
 /** A union's members each say "Expected X, actual V" at one path: one line says "Expected X | Y, actual V". */
 const mergeAlternatives = <I extends { readonly path: ReadonlyArray<PropertyKey>; readonly message: string }>(issues: ReadonlyArray<I>): ReadonlyArray<I> => {
   const out: Array<I> = []
@@ -34,6 +33,7 @@ const mergeAlternatives = <I extends { readonly path: ReadonlyArray<PropertyKey>
   return out
 }
 
+/** Decodes one parsed document; pure. */
 export const decodeDocument = (
   file: string,
   doc: ParsedDocument

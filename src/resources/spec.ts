@@ -31,7 +31,8 @@ const Domain = Schema.String.pipe(
 export const Memory = Schema.String.pipe(
   Schema.pattern(/^[0-9]+(\.[0-9]+)?[bkmg]?$/i, { message: () => "expected a size such as 512m or 4g" }),
   // Docker reads 0 as "no limit" and refuses less than 6 MiB: either would be a surprise at apply time.
-  Schema.filter((s) => !/^[0-9]+(\.[0-9]+)?[bkmg]?$/i.test(s) || parseMemory(s) >= MIN_MEMORY_BYTES || "must be at least 6m (Docker's smallest limit; 0 would mean no limit at all)"),
+  // (A refinement only sees what the pattern let through, so parseMemory cannot throw here.)
+  Schema.filter((s) => parseMemory(s) >= MIN_MEMORY_BYTES || "must be at least 6m (Docker's smallest limit; 0 would mean no limit at all)"),
   Schema.annotations({ identifier: "Memory" })
 )
 

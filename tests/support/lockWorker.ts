@@ -10,7 +10,7 @@ import { withLock } from "../../src/reconcilers/lock.js"
 const [home, rounds] = [process.argv[2]!, Number(process.argv[3] ?? 10)]
 const inside = `${home}/inside`
 const critical = Effect.gen(function* () {
-  try { closeSync(openSync(inside, "wx")) } catch { console.log("OVERLAP") ; return }
+  try { closeSync(openSync(inside, "wx")) } catch { console.log("OVERLAP"); return }
   yield* Effect.sleep("3 millis")
   unlinkSync(inside)
 })
