@@ -2,7 +2,8 @@
  * The Engine client against a stand-in Engine on a unix socket: calls whose
  * answers carry no body (204 of a remove or a start) must hand their
  * keep-alive socket back, or a prune of more bottles than the pool holds
- * stalls until every later call times out.
+ * stalls until every later call times out; an Engine that sends headers and
+ * then stalls, or answers without end, must not hang bottle or fill its memory.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -19,6 +20,7 @@ const serve = async (handler: Parameters<typeof createServer>[1]): Promise<{ end
   return { endpoint: parseDockerHost(`unix://${socketPath}`) as Endpoint, server }
 }
 
+/** Stops the stand-in, dropping connections it left hanging on purpose. */
 const close = (server: Server) => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) })
 
 describe("DockerEngine client", () => {
@@ -76,4 +78,65 @@ describe("DockerEngine client", () => {
       expect(error.message).toContain("non-overlapping IPv4 address pool")
       expect(error.message).toContain("default-address-pools")
     }), 30_000)
+
+  /** Stand-ins that send a 200's headers and then stall: the body is what never comes. */
+  const stalls: ReadonlyArray<readonly [string, Parameters<typeof createServer>[1]]> = [
+    ["a chunked answer cut off mid-body", (_req, res) => {
+      res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" })
+      res.write('[{"Id":"c1","Names":')
+    }],
+    ["a Content-Length larger than what is sent", (_req, res) => {
+      res.writeHead(200, { "Content-Type": "application/json", "Content-Length": "4096" })
+      res.write('{"Id":"c1",')
+    }],
+    ["headers and no body at all", (_req, res) => {
+      res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" })
+      res.flushHeaders()
+    }]
+  ]
+
+  it.live.each(stalls)("an Engine that sends %s: list, inspect and ping each fail with Timeout within the 1 s bound", ([, handler]) =>
+    Effect.gen(function* () {
+      const { endpoint, server } = yield* Effect.promise(() => serve(handler))
+      const calls: ReadonlyArray<readonly [string, (d: DockerEngineShape) => Effect.Effect<unknown, DockerError>]> = [
+        ["listContainers", (d) => d.listContainers({})],
+        ["inspectContainer", (d) => d.inspectContainer("c1")],
+        ["ping", (d) => d.ping]
+      ]
+      const outcomes = yield* Effect.forEach(calls, ([name, call]) =>
+        Effect.gen(function* () {
+          const started = Date.now()
+          const error = yield* Effect.flatMap(DockerEngine, call).pipe(Effect.flip)
+          return { name, reason: error.reason, fast: Date.now() - started < 3_000 }
+        })).pipe(
+        Effect.provide(layer({ endpoint, timeout: "1 second", pullTimeout: "1 second" })),
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(outcomes).toEqual(calls.map(([name]) => ({ name, reason: "Timeout", fast: true })))
+    }), 30_000)
+
+  it.live("an answer without end fails with BadResponse once it passes the client's 64 MiB limit", () =>
+    Effect.gen(function* () {
+      let sent = 0
+      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+        res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" })
+        const chunk = Buffer.alloc(1024 * 1024, " ")
+        // Writes for as long as the client reads: only the client's limit ends this answer.
+        const pump = () => {
+          while (!res.destroyed && res.write(chunk)) sent += chunk.length
+          if (!res.destroyed) res.once("drain", pump)
+        }
+        res.on("error", () => {})
+        pump()
+      }))
+      const error = yield* Effect.flatMap(DockerEngine, (d) => d.listContainers({})).pipe(
+        Effect.provide(layer({ endpoint, timeout: "60 seconds", pullTimeout: "60 seconds" })),
+        Effect.flip,
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(error.reason).toBe("BadResponse")
+      expect(error.message).toContain(`larger than ${64 * 1024 * 1024} bytes`)
+      // It stopped reading near the limit, not after holding the whole stream.
+      expect(sent).toBeLessThan(96 * 1024 * 1024)
+    }), 60_000)
 })

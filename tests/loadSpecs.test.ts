@@ -5,7 +5,7 @@ import { Effect, Either } from "effect"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { loadSpecs } from "../src/resources/loadSpecs.js"
+import { loadSpecs, type LoadContext } from "../src/resources/loadSpecs.js"
 import type { SpecProblem } from "../src/resources/specError.js"
 
 const dir = () => mkdtempSync(join(tmpdir(), "bottle-spec-"))
@@ -16,8 +16,11 @@ const write = (d: string, name: string, text: string) => {
 }
 const head = (name: string) => `apiVersion: bottle/v1\nkind: Bottle\nmetadata:\n  name: ${name}\nspec:\n  image: claude-bottle:latest\n`
 
+/** The host as loading sees it in these tests: a home of its own, nothing else special. */
+export const host: LoadContext = { home: "/nonexistent-home", bottleHome: "/nonexistent-home/.claude-bottle", engineSockets: ["/var/run/docker.sock"], memoryBytes: undefined, cpus: undefined }
+
 const problems = (files: ReadonlyArray<string>) =>
-  loadSpecs(files, "default").pipe(
+  loadSpecs(files, "default", host).pipe(
     Effect.either,
     Effect.map((e): ReadonlyArray<SpecProblem> => (Either.isLeft(e) ? e.left.problems : [])),
     Effect.provide(NodeContext.layer)
@@ -35,18 +38,30 @@ const badYaml: ReadonlyArray<[string, string, number, string, string]> = [
   ["YAML 1.1 boolean env value", `${head("a")}  env:\n    B: on\n`, 8, "spec.env.B", "ambiguous"],
   ["number env value", `${head("a")}  env:\n    C: 10\n`, 8, "spec.env.C", "Expected string"],
   ["merge key", `base: &b {image: x}\n---\n${head("a")}  env:\n    <<: {A: "1"}\n`, 10, "spec.env.<<", "merge keys"],
-  ["custom tag", `${head("a")}  prompt: !include prompt.md\n`, 7, "spec.prompt", "custom YAML tag"],
+  ["custom tag", `${head("a")}  prompt: !include prompt.md\n`, 7, "spec.prompt", "YAML tag !include is not allowed"],
   ["__proto__ key", `${head("a")}  env:\n    __proto__: {polluted: "yes"}\n`, 8, "spec.env.__proto__", "not allowed"],
-  ["missing promptFile", `${head("a")}  promptFile: ./nope.md\n`, 7, "spec.promptFile", "cannot read prompt file"],
+  ["missing promptFile", `${head("a")}  promptFile: ./nope.md\n`, 7, "spec.promptFile", "nope.md does not exist"],
   ["prompt and promptFile", `${head("a")}  prompt: hi\n  promptFile: ./p.md\n`, 8, "spec.promptFile", "not both"],
   ["missing skill", `${head("a")}  skills: [./skills/none]\n`, 7, "spec.skills[0]", "does not exist"],
   ["bad backend", `${head("a")}  backend: kubernetes\n`, 7, "spec.backend", "Expected \"docker\""],
-  ["bad domain", `${head("a")}  egress:\n    allow: ["http://x.com/"]\n`, 8, "spec.egress.allow[0]", "domain"],
+  ["bad domain", `${head("a")}  egress:\n    allow: ["http://x.com/"]\n`, 8, "spec.egress.allow[0]", "not a URL"],
   ["bad memory", `${head("a")}  resources: {memory: lots}\n`, 7, "spec.resources.memory", "size"],
   ["memory 0 (Docker would read: no limit)", `${head("a")}  resources: {memory: "0"}\n`, 7, "spec.resources.memory", "at least 6m"],
   ["memory under Docker's least", `${head("a")}  resources: {memory: 4m}\n`, 7, "spec.resources.memory", "at least 6m"],
   ["command on smolmachines", `${head("a")}  backend: smolmachines\n  command: [claude]\n`, 8, "spec.command", "smolmachines"],
-  ["wrong apiVersion", head("a").replace("bottle/v1", "bottle/v2"), 1, "apiVersion", "bottle/v1"]
+  ["wrong apiVersion", head("a").replace("bottle/v1", "bottle/v2"), 1, "apiVersion", "bottle/v1"],
+  // Input that crashed or slipped through before (the trust issue):
+  ["a recursive alias", `${head("a")}  env: &e {A: *e}\n`, 7, "spec.env.A", "recursive alias"],
+  ["a python object tag", `${head("a")}  prompt: !!python/object:os.system ls\n`, 7, "spec.prompt", "YAML tag !!python/object:os.system is not allowed"],
+  ["flow nesting 1000 deep", `${head("a")}  env: ${"[".repeat(1000)}${"]".repeat(1000)}\n`, 7, "", "nested more than 32 levels deep"],
+  ["resources retyped as a list", `${head("a")}  resources: [1]\n`, 7, "spec.resources", "Expected a mapping of cpus, memory and pids, actual [1]"],
+  ["memory beyond any machine", `${head("a")}  resources: {memory: 99999999999999999999g}\n`, 7, "spec.resources.memory", "more memory than any machine"],
+  ["cpus below Docker's least", `${head("a")}  resources: {cpus: 1e-7}\n`, 7, "spec.resources.cpus", "at least 0.01"],
+  ["an image name beyond Docker's limit", `${head("a").replace("claude-bottle:latest", "a".repeat(300_000))}`, 6, "spec.image", "at most 255"],
+  ["egress.allow: *", `${head("a")}  egress: {allow: ["*"]}\n`, 7, "spec.egress.allow[0]", "every host"],
+  ["egress.allow: an IP address", `${head("a")}  egress: {allow: [10.1.2.3]}\n`, 7, "spec.egress.allow[0]", "IP addresses"],
+  ["egress.allow: a whole top-level domain", `${head("a")}  egress: {allow: ["*.com"]}\n`, 7, "spec.egress.allow[0]", "top-level domain"],
+  ["a port with pipelock, which cannot limit ports", `${head("a")}  egress: {proxy: pipelock, allow: ["x.test:8443"]}\n`, 7, "spec.egress.allow[0]", "pipelock cannot limit"]
 ]
 
 describe("loadSpecs rejects bad input with file, line and field", () => {
@@ -79,11 +94,28 @@ describe("loadSpecs rejects bad input with file, line and field", () => {
       expect(ps[0]!.message).toContain("alias bomb")
     }))
 
+  it.effect("block nesting 1000 deep", () =>
+    Effect.gen(function* () {
+      const deep = Array.from({ length: 1000 }, (_, i) => `${"  ".repeat(i + 1)}k${i}:`).join("\n")
+      const file = write(dir(), "deep.yaml", `${head("a")}  env:\n${deep.replace(/^ {2}/gm, "    ")} x\n`)
+      const ps = yield* problems([file])
+      expect(ps).toHaveLength(1)
+      expect(ps[0]!.file).toBe(file)
+      expect(ps[0]!.message).toMatch(/nested (more than 32 levels deep|too deeply)/)
+    }))
+
+  it.effect("a spec file that is a device or a FIFO is refused without reading it", () =>
+    Effect.gen(function* () {
+      const ps = yield* problems(["/dev/zero"])
+      expect(ps[0]).toMatchObject({ file: "/dev/zero" })
+      expect(ps[0]!.message).toContain("is a device, not a regular file")
+    }))
+
   it.effect("a huge file, before parsing it", () =>
     Effect.gen(function* () {
       const file = write(dir(), "huge.yaml", `${head("a")}  prompt: "${"x".repeat(1024 * 1024 + 10)}"\n`)
       const ps = yield* problems([file])
-      expect(ps[0]!.message).toContain("limited to")
+      expect(ps[0]!.message).toContain("larger than 1 MiB")
     }))
 
   it.effect("a duplicate name across files, naming the first", () =>
@@ -123,11 +155,11 @@ describe("loadSpecs accepts good input", () => {
       write(d, "a.yaml", `${head("a")}  promptFile: prompts/p.md\n  skills: [skills/web]\n  env: {A: "010", B: "on"}\n---\n${head("b")}  resources: {memory: 512m, pids: 64, cpus: 1.5}\n`)
       write(d, "c.toml", `apiVersion = "bottle/v1"\nkind = "Bottle"\n[metadata]\nname = "c"\n[spec]\nimage = "x:1"\nbackend = "smolmachines"\n`)
       write(d, "notes.txt", "not a spec")
-      const bottles = yield* loadSpecs([d], "team").pipe(Effect.provide(NodeContext.layer))
+      const bottles = yield* loadSpecs([d], "team", host).pipe(Effect.provide(NodeContext.layer))
       expect(bottles.map((b) => b.name)).toEqual(["a", "b", "c"])
       const [a, b, c] = bottles
       expect(a!.prompt).toBe("Do research.")
-      expect(a!.skills).toEqual([join(d, "skills", "web")])
+      expect(a!.skills.map((s) => s.source)).toEqual([join(d, "skills", "web")])
       expect(a!.env).toEqual({ A: "010", B: "on" })
       expect(a!.set).toBe("team")
       expect(b!.resources).toEqual({ cpus: 1.5, memoryBytes: 512 * 1024 ** 2, pids: 64 })
@@ -136,7 +168,7 @@ describe("loadSpecs accepts good input", () => {
 
   it.effect("the shipped example specs", () =>
     Effect.gen(function* () {
-      const bottles = yield* loadSpecs(["specs"], "default").pipe(Effect.provide(NodeContext.layer))
+      const bottles = yield* loadSpecs(["specs"], "default", host).pipe(Effect.provide(NodeContext.layer))
       expect(bottles.map((b) => b.name)).toEqual(["demo-researcher", "demo-reviewer", "researcher", "reviewer", "vm-researcher", "writer"])
     }))
 })

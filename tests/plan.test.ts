@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest"
 import type { Action } from "../src/reconcilers/actions.js"
 import { plan } from "../src/reconcilers/plan.js"
 import { Compose } from "../src/resources/labels.js"
-import { bottle, container, emptyWorld, managed, network, observed, options, worldAfterApply } from "./support/fixtures.js"
+import { makeNames } from "../src/resources/names.js"
+import { bottle, container, emptyWorld, managed, network, observed, options, ours, worldAfterApply } from "./support/fixtures.js"
 
 const brief = (actions: ReadonlyArray<Action>) => actions.map((a) => `${a._tag} ${a.resource}`)
 const mutating = (actions: ReadonlyArray<Action>) => actions.filter((a) => a._tag !== "Unchanged" && a._tag !== "Blocked")
@@ -32,7 +33,8 @@ describe("rule 1: create missing, start stopped, replace changed, keep matching"
       "CreateContainer claude-bottle-a-egress-1",
       "StartContainer claude-bottle-a-egress-1",
       "CreateContainer claude-bottle-a-agent-1",
-      "StartContainer claude-bottle-a-agent-1"
+      "StartContainer claude-bottle-a-agent-1",
+      "VerifyBottle claude-bottle-a-agent-1"
     ])
   })
 
@@ -48,7 +50,7 @@ describe("rule 1: create missing, start stopped, replace changed, keep matching"
     const w = worldAfterApply([bottle("a")])
     w.containers = w.containers.map((c) => (c.name.endsWith("agent-1") ? { ...c, state } : c))
     const p = plan([bottle("a")], observed(w), options())
-    expect(brief(mutating(p.actions))).toEqual(["StartContainer claude-bottle-a-agent-1"])
+    expect(brief(mutating(p.actions))).toEqual(["StartContainer claude-bottle-a-agent-1", "VerifyBottle claude-bottle-a-agent-1"])
     expect(find(p.actions, "StartContainer", "claude-bottle-a-agent-1").cause).toBe(`stopped (${state})`)
   })
 
@@ -59,7 +61,8 @@ describe("rule 1: create missing, start stopped, replace changed, keep matching"
       `EnsureStateDir ${S}/a`,
       "RemoveContainer claude-bottle-a-agent-1",
       "CreateContainer claude-bottle-a-agent-1",
-      "StartContainer claude-bottle-a-agent-1"
+      "StartContainer claude-bottle-a-agent-1",
+      "VerifyBottle claude-bottle-a-agent-1"
     ])
     expect(find(p.actions, "CreateContainer", "claude-bottle-a-agent-1").cause).toBe("spec changed: env")
     const create = find(p.actions, "CreateContainer", "claude-bottle-a-agent-1")
@@ -73,7 +76,8 @@ describe("rule 1: create missing, start stopped, replace changed, keep matching"
       `EnsureStateDir ${S}/a`,
       "RemoveContainer claude-bottle-a-egress-1",
       "CreateContainer claude-bottle-a-egress-1",
-      "StartContainer claude-bottle-a-egress-1"
+      "StartContainer claude-bottle-a-egress-1",
+      "VerifyBottle claude-bottle-a-agent-1"
     ])
     // The new config file is written before the new proxy is made.
     expect(find(p.actions, "CreateContainer", "claude-bottle-a-egress-1").after).toContain("EnsureStateDir:a")
@@ -81,12 +85,13 @@ describe("rule 1: create missing, start stopped, replace changed, keep matching"
 
   it("replaces a container whose image id changed under the same tag", () => {
     const w = worldAfterApply([bottle("a")])
-    w.images["claude-bottle:latest"] = "sha256:0123456789abcdef0123"
+    w.images["docker.io/library/claude-bottle:latest"] = "sha256:0123456789abcdef0123"
     const p = plan([bottle("a")], observed(w), options())
     expect(brief(mutating(p.actions))).toEqual([
       "RemoveContainer claude-bottle-a-agent-1",
       "CreateContainer claude-bottle-a-agent-1",
-      "StartContainer claude-bottle-a-agent-1"
+      "StartContainer claude-bottle-a-agent-1",
+      "VerifyBottle claude-bottle-a-agent-1"
     ])
     expect(find(p.actions, "CreateContainer", "claude-bottle-a-agent-1").cause).toBe("image claude-bottle:latest changed (now 0123456789ab)")
   })
@@ -119,6 +124,17 @@ describe("rule 1: create missing, start stopped, replace changed, keep matching"
 })
 
 describe("rule 2: order", () => {
+  it("an agent started beside a proxy left running waits for that proxy to answer (a killed run may have just started it)", () => {
+    const w = worldAfterApply([bottle("a")])
+    w.containers = w.containers.filter((c) => !c.name.endsWith("agent-1"))
+    const p = plan([bottle("a")], observed(w), options())
+    const start = find(p.actions, "StartContainer", "claude-bottle-a-agent-1")
+    expect(start._tag === "StartContainer" ? start.awaitReady : undefined).toEqual({ target: "claude-bottle-a-egress-1", port: 8888, image: "mitmproxy/mitmproxy:12.2.1" })
+    // A proxy started in the same plan is waited for by its own start instead.
+    const fresh = find(plan([bottle("a")], observed(emptyWorld()), options()).actions, "StartContainer", "claude-bottle-a-agent-1")
+    expect(fresh._tag === "StartContainer" ? fresh.awaitReady : "?").toBeUndefined()
+  })
+
   it("up: networks and state dir before the proxy, the proxy started before the agent", () => {
     const p = plan([bottle("a")], observed(emptyWorld()), options())
     const agentStart = find(p.actions, "StartContainer", "claude-bottle-a-agent-1")
@@ -177,6 +193,31 @@ describe("rule 3: prune touches only prefixed names", () => {
     expect(brief(mutating(p.actions))).toEqual(["RemoveContainer claude-bottle-dev-old"])
   })
 
+  it("a short custom prefix never claims a user's own containers, networks or compose projects by name", () => {
+    // BOTTLE_PREFIX=claude: `claude-desktop-helper` and compose project `claude-app` are the user's, label-less or not.
+    const short = makeNames("claude")
+    const opts = { ...options("all"), names: short, realise: { ...options("all").realise, names: short } }
+    const w = emptyWorld()
+    w.containers.push(
+      container("claude-desktop-helper"),
+      container("claude-app-web-1", { [Compose.project]: "claude-app", [Compose.service]: "web" }),
+      // …while a name exactly as bottle gives it, with no labels at all, is a leftover of ours.
+      container("claude-old-agent-1")
+    )
+    w.networks.push(network("claude-app_default", { [Compose.project]: "claude-app" }), network("claude-net"))
+    const p = plan([], observed(w), opts)
+    expect(brief(mutating(p.actions))).toEqual(["RemoveContainer claude-old-agent-1"])
+  })
+
+  it("under the older tool's prefix, its label-less leftovers are ours whatever their names", () => {
+    const w = emptyWorld()
+    w.containers.push(container("claude-bottle-researcher-m3hxd"))
+    w.networks.push(network("claude-bottle-researcher-m3hxd_default"))
+    expect(brief(mutating(plan([], observed(w), options("all")).actions)).sort()).toEqual([
+      "RemoveContainer claude-bottle-researcher-m3hxd", "RemoveNetwork claude-bottle-researcher-m3hxd_default"
+    ])
+  })
+
   it("apply --prune never removes another set's state dir, even of an idle bottle", () => {
     const w = worldAfterApply([bottle("a"), bottle("idle", { set: "b" })])
     w.containers = w.containers.filter((c) => !c.name.includes("idle"))
@@ -232,7 +273,58 @@ describe("rule 4: .preserve", () => {
   })
 })
 
+describe("rule 6: only what bottle made is removed", () => {
+  it("a directory bottle never made (no metadata.json, or one not bottle's) is shown as unknown and left alone", () => {
+    const w = emptyWorld()
+    w.dirs.push(
+      { name: "notes", path: `${S}/notes`, metadata: undefined, preserve: false },
+      { name: "photos", path: `${S}/photos`, metadata: { name: "photos" }, preserve: false }
+    )
+    const p = plan([], observed(w), options("all"))
+    expect(mutating(p.actions)).toEqual([])
+    expect(p.notes).toEqual([
+      "state/notes: unknown (no metadata.json bottle wrote); left alone",
+      "state/photos: unknown (metadata.json names no prefix); left alone"
+    ])
+  })
+
+  it("another install's state dir (another prefix) is never reaped, and never taken over by a bottle of that name", () => {
+    const w = emptyWorld()
+    w.dirs.push({ name: "w", path: `${S}/w`, metadata: { ...ours("w"), prefix: "claude-bottle-dev" }, preserve: false })
+    const prune = plan([], observed(w), options("all"))
+    expect(mutating(prune.actions)).toEqual([])
+    expect(prune.notes).toContain("state/w: unknown (written by a bottle install with prefix 'claude-bottle-dev'); left alone")
+    const apply = plan([bottle("w")], observed(w), options())
+    expect(mutating(apply.actions)).toEqual([])
+    expect(find(apply.actions, "Blocked", "w").cause).toContain("was written by a bottle install with prefix 'claude-bottle-dev'")
+  })
+
+  it("the older tool's state dir is ours when its compose project carries this prefix", () => {
+    const w = emptyWorld()
+    w.dirs.push(
+      { name: "old", path: `${S}/old`, metadata: { legacyProject: "claude-bottle-researcher-m3hxd" }, preserve: false },
+      { name: "alien", path: `${S}/alien`, metadata: { legacyProject: "bot-bottle-x" }, preserve: false }
+    )
+    expect(brief(mutating(plan([], observed(w), options("all")).actions))).toEqual([`RemoveStateDir ${S}/old`])
+  })
+})
+
 describe("rule 5: live bottles and partial observation", () => {
+  it("keeps the state dir of a bottle of that name live under another prefix (another install)", () => {
+    const w = worldAfterApply([bottle("w")])
+    w.containers = []
+    w.networks = []
+    w.others.push(container("claude-bottle-dev-w-agent-1", managed("w")))
+    const p = plan([], observed(w), options("all"))
+    expect(find(p.actions, "Blocked", `${S}/w`).cause).toContain("live under another prefix: container claude-bottle-dev-w-agent-1")
+    expect(mutating(p.actions)).toEqual([])
+  })
+
+  it("removes the state dir of a bottle this plan tears down (its containers are not 'live elsewhere')", () => {
+    const p = plan([], observed(worldAfterApply([bottle("gone")])), options("all"))
+    expect(brief(mutating(p.actions))).toContain(`RemoveStateDir ${S}/gone`)
+  })
+
   it("never removes the state dir of a bottle live in another set", () => {
     const w = worldAfterApply([bottle("shared", { set: "b" })])
     w.dirs[0] = { ...w.dirs[0]!, metadata: { ...w.dirs[0]!.metadata, set: "a" } }
@@ -334,7 +426,7 @@ describe("leftovers that may still be in use", () => {
   it("removes a bottle's state dir only after a label-less container named for it is gone", () => {
     const w = emptyWorld()
     w.containers.push(container("claude-bottle-foo-agent-1"))
-    w.dirs.push({ name: "foo", path: `${S}/foo`, metadata: undefined, preserve: false })
+    w.dirs.push({ name: "foo", path: `${S}/foo`, metadata: ours("foo"), preserve: false })
     const p = plan([], observed(w), options("all"))
     expect(find(p.actions, "RemoveStateDir", `${S}/foo`).after).toEqual(["RemoveContainer:claude-bottle-foo-agent-1"])
   })
@@ -424,7 +516,8 @@ describe("odd containers of a bottle's project", () => {
     expect(brief(mutating(p.actions))).toEqual([
       "RemoveContainer claude-bottle-a-agent-1",
       "CreateContainer claude-bottle-a-agent-1",
-      "StartContainer claude-bottle-a-agent-1"
+      "StartContainer claude-bottle-a-agent-1",
+      "VerifyBottle claude-bottle-a-agent-1"
     ])
   })
 })

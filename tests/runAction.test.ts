@@ -14,6 +14,9 @@ import { DockerEngine, DockerError } from "../src/observers/DockerEngine.js"
 import { Smolvm, SmolvmError } from "../src/observers/Smolvm.js"
 import { Action } from "../src/reconcilers/actions.js"
 import { makeRunner } from "../src/reconcilers/runAction.js"
+import { makeNames } from "../src/resources/names.js"
+
+const runnerOptions = { log: () => undefined, names: makeNames("claude-bottle"), probeImage: "probe:1", localEngine: true, readySeconds: 5 }
 
 // The state-dir actions must not touch either backend.
 const NoBackends = Layer.mergeAll(
@@ -26,17 +29,17 @@ const strict = (what: string, impl: object) =>
   new Proxy(impl, { get: (t, k) => { if (k in t) return t[k as keyof typeof t]; throw new Error(`${what}.${String(k)} must not be used`) } }) as never
 const runWith = (engine: object, smolvm: object, action: Action) =>
   Effect.gen(function* () {
-    const run = yield* makeRunner({ log: () => undefined })
+    const run = yield* makeRunner(runnerOptions)
     return yield* Effect.either(run(action))
   }).pipe(Effect.provide(Layer.mergeAll(Layer.succeed(DockerEngine, strict("docker", engine)), Layer.succeed(Smolvm, strict("smolvm", smolvm)), NodeContext.layer)))
 const createInternal = Action.CreateNetwork({
-  id: "n", bottle: "b", resource: "claude-bottle-b_internal", cause: "test", after: [], replaces: false,
-  spec: { bottle: "b", name: "claude-bottle-b_internal", role: "internal", hash: "h", body: {} }
+  id: "n", bottle: "b", resource: "claude-bottle-b_internal", cause: "test", after: [], replaces: false, subnets: [],
+  spec: { bottle: "b", name: "claude-bottle-b_internal", role: "internal", hash: "h", facts: { driver: "bridge", internal: true, options: {} }, body: {} }
 })
 
 const remove = (root: string, name: string) =>
   Effect.gen(function* () {
-    const run = yield* makeRunner({ log: () => undefined })
+    const run = yield* makeRunner(runnerOptions)
     return yield* Effect.either(run(Action.RemoveStateDir({ id: "x", bottle: name, resource: join(root, name), cause: "test", after: [], root, name })))
   }).pipe(Effect.provide(Layer.merge(NoBackends, NodeContext.layer)))
 
@@ -178,9 +181,13 @@ describe("machines and state dirs at execution time", () => {
     Effect.gen(function* () {
       const { root, outside } = setup()
       symlinkSync(outside, join(root, "a"))
-      const spec = { bottle: "a", path: join(root, "a"), specHash: "h", preserve: false, metadata: { name: "a", backend: "docker", set: "default", specHash: "h" }, files: { "prompt.md": "hi" }, dirs: ["workspace"] }
+      const spec = {
+        bottle: "a", path: join(root, "a"), specHash: "h", preserve: false,
+        metadata: { managedBy: "bottle" as const, prefix: "claude-bottle", name: "a", backend: "docker", set: "default", specHash: "h" },
+        files: { "agent/prompt.md": { content: "hi", mode: 0o644 } }, dirs: [{ path: "workspace", mode: 0o755 }, { path: "agent", mode: 0o755 }], managed: ["agent"]
+      }
       const result = yield* Effect.gen(function* () {
-        const run = yield* makeRunner({ log: () => undefined })
+        const run = yield* makeRunner(runnerOptions)
         return yield* Effect.either(run(Action.EnsureStateDir({ id: "e", bottle: "a", resource: spec.path, cause: "test", after: [], spec, exists: false })))
       }).pipe(Effect.provide(Layer.merge(NoBackends, NodeContext.layer)))
       expect(Either.isLeft(result) ? result.left.message : "written").toContain("symlink")
@@ -235,7 +242,7 @@ describe("already there counts as done only with our spec hash", () => {
 
   const createVm = Action.CreateMachine({
     id: "m", bottle: "vm", resource: "claude-bottle-vm", cause: "test", after: [], replaces: false,
-    spec: { name: "claude-bottle-vm", hash: "h", bundleContainer: "claude-bottle-sidecars-vm", bundleNetwork: "claude-bottle-bundle-vm" } as never
+    spec: { name: "claude-bottle-vm", hash: "h", egress: { bundleContainer: "claude-bottle-sidecars-vm", bundleNetwork: "claude-bottle-bundle-vm" } } as never
   })
   const bundleUp = { listContainers: () => Effect.succeed([{ Id: "b", Names: ["/claude-bottle-sidecars-vm"], NetworkSettings: { Networks: { "claude-bottle-bundle-vm": { IPAddress: "172.30.0.2" } } } }]) }
   const smolvmWith = (hash: string) => ({
@@ -259,5 +266,34 @@ describe("already there counts as done only with our spec hash", () => {
     Effect.gen(function* () {
       const r = yield* runWith({ listContainers: () => Effect.succeed([]) }, {}, createVm)
       expect(Either.isLeft(r) ? r.left.message : "done").toContain("refusing to start a machine without its egress fence")
+    }))
+})
+
+describe("a container the Engine can no longer start (its own leftover state, after dockerd was killed)", () => {
+  const wreck = new DockerError({ reason: "Server", endpoint: "e", method: "POST", path: "/containers/x/start", status: 500, detail: "failed to create task for container: task 1f2e3d already exists: unknown" })
+  const startAgent = Action.StartContainer({
+    id: "s", bottle: "b", resource: "claude-bottle-b-agent-1", cause: "stopped (exited)", after: [], created: false,
+    spec: { name: "claude-bottle-b-agent-1", hash: "h", image: "img", body: { Image: "img", HostConfig: {} }, connect: [] } as never
+  })
+
+  it.effect("is made anew from its spec and started, instead of failing forever", () =>
+    Effect.gen(function* () {
+      const calls: Array<string> = []
+      let starts = 0
+      const engine = {
+        startContainer: (id: string) => Effect.suspend(() => { calls.push(`start ${id}`); return ++starts === 1 ? Effect.fail(wreck) : Effect.void }),
+        removeContainer: (id: string) => Effect.sync(() => void calls.push(`remove ${id}`)),
+        createContainer: (name: string) => Effect.sync(() => { calls.push(`create ${name}`); return "0123456789abcdef" })
+      }
+      const r = yield* runWith(engine, {}, startAgent)
+      expect(Either.isRight(r) ? r.right : r.left.message).toBe("made anew: the Engine kept a leftover task")
+      expect(calls).toEqual(["start claude-bottle-b-agent-1", "remove claude-bottle-b-agent-1", "create claude-bottle-b-agent-1", "start claude-bottle-b-agent-1"])
+    }))
+
+  it.effect("any other start failure stands", () =>
+    Effect.gen(function* () {
+      const other = new DockerError({ reason: "Server", endpoint: "e", method: "POST", path: "/containers/x/start", status: 500, detail: "driver failed programming external connectivity" })
+      const r = yield* runWith({ startContainer: () => Effect.fail(other) }, {}, startAgent)
+      expect(Either.isLeft(r) ? r.left.message : "started").toContain("driver failed")
     }))
 })

@@ -74,8 +74,7 @@ const machineSpec = (sb: Sandbox, name: string): MachineSpec => ({
   workdir: "/workspace",
   labels: { "dev.bottle.managed-by": "bottle", "dev.bottle.spec-hash": "abc123" },
   hash: "abc123",
-  bundleContainer: "bottle-researcher-sidecars",
-  bundleNetwork: "bottle-researcher-egress"
+  egress: { bundleContainer: "bottle-researcher-sidecars", bundleNetwork: "bottle-researcher-egress" }
 })
 
 describe("version", () => {
@@ -116,6 +115,9 @@ describe("version", () => {
     }).pipe(Effect.provide(smolvmLayer(sandbox(), { FAKE_SMOLVM_VERSION: "nightly-2026" }))))
 })
 
+/** What the fake reports for a machine seeded without resources: smolvm's defaults. */
+const FAKE_DEFAULTS = { cpus: 4, memoryMiB: 8192, mounts: 0, network: false, ports: 0 }
+
 describe("list", () => {
   it.effect("decodes name, state, labels and image; keeps unknown states and ignores unknown keys", () => {
     const sb = sandbox()
@@ -127,9 +129,9 @@ describe("list", () => {
     return Effect.gen(function* () {
       const machines = yield* (yield* Smolvm).list
       expect([...machines].sort((x, y) => x.name.localeCompare(y.name))).toEqual([
-        { name: "a", state: "running", labels: { "dev.bottle.managed-by": "bottle" }, image: "ghcr.io/example/agent:1" },
-        { name: "b", state: "hibernating", labels: {}, image: null },
-        { name: "c", state: "unreachable", labels: { x: "y" }, image: null }
+        { name: "a", state: "running", labels: { "dev.bottle.managed-by": "bottle" }, image: "ghcr.io/example/agent:1", ...FAKE_DEFAULTS },
+        { name: "b", state: "hibernating", labels: {}, image: null, ...FAKE_DEFAULTS },
+        { name: "c", state: "unreachable", labels: { x: "y" }, image: null, ...FAKE_DEFAULTS }
       ])
     }).pipe(Effect.provide(smolvmLayer(sb)))
   })
@@ -144,7 +146,8 @@ describe("list", () => {
     const binary = script(sb, "smolvm", `cat "$(dirname "$0")/ls.json"`)
     return Effect.gen(function* () {
       expect(yield* (yield* Smolvm).list).toEqual([
-        { name: "m2", state: "stopped", labels: { k: "v" }, image: null },
+        // What a release leaves out stays undefined: it is not compared.
+        { name: "m2", state: "stopped", labels: { k: "v" }, image: null, cpus: 4 },
         { name: "m1", state: "created", labels: {}, image: "img:1" }
       ])
     }).pipe(Effect.provide(smolvmLayer(sb, {}, { binary })))
@@ -192,7 +195,12 @@ describe("create, start, stop, delete", () => {
         name: "bottle-researcher",
         state: "created",
         image: "ghcr.io/example/agent:1",
-        labels: { "dev.bottle.managed-by": "bottle", "dev.bottle.spec-hash": "abc123", "dev.bottle.egress-ip": "172.30.0.2" }
+        labels: { "dev.bottle.managed-by": "bottle", "dev.bottle.spec-hash": "abc123", "dev.bottle.egress-ip": "172.30.0.2" },
+        cpus: 2,
+        memoryMiB: 1536,
+        network: true,
+        mounts: 1,
+        ports: 0
       }])
     }).pipe(Effect.provide(smolvmLayer(sb)))
   })
@@ -274,7 +282,7 @@ describe("smolvmSource", () => {
     const sb = sandbox()
     seed(sb, { m: { state: "stopped", labels: { a: "b" } } })
     return smolvmSource.pipe(
-      Effect.map((s) => expect(s).toEqual({ _tag: "Ok", value: { version: "1.9.0", machines: [{ name: "m", state: "stopped", labels: { a: "b" }, image: null }] } })),
+      Effect.map((s) => expect(s).toEqual({ _tag: "Ok", value: { version: "1.9.0", machines: [{ name: "m", state: "stopped", labels: { a: "b" }, image: null, ...FAKE_DEFAULTS }] } })),
       Effect.provide(smolvmLayer(sb))
     )
   })

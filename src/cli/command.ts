@@ -4,12 +4,12 @@ import { apply } from "./apply.js"
 import { diff } from "./diff.js"
 import { get } from "./get.js"
 import { reconcile } from "./reconcile.js"
+import { verify } from "./verify.js"
 import { VERSION } from "./version.js"
-
 
 export const root = Command.make("bottle").pipe(
   Command.withDescription("run AI coding agents in sandboxes, declaratively"),
-  Command.withSubcommands([apply, diff, reconcile, get])
+  Command.withSubcommands([apply, diff, reconcile, get, verify])
 )
 
 export const cli = Command.run(root, { name: "bottle", version: VERSION })

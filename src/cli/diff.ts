@@ -11,13 +11,15 @@ import { SettingsTag } from "./settings.js"
 
 export const diff = Command.make("diff", { files, prune, set, output }, (o) =>
   Effect.gen(function* () {
-    if (o.files.length === 0) {
-      err("error: diff needs at least one -f spec file or directory (bottle reconcile --prune --dry-run previews a full cleanup)")
+    if (o.files.length === 0 && !o.prune) {
+      err("error: diff needs at least one -f spec file or directory; diff --prune alone previews a full cleanup")
       return yield* Effect.fail(exitWith(2))
     }
     const settings = yield* SettingsTag
-    const desired = yield* loadDesired(o.files, o.set)
-    const p = yield* observeAndPlan(settings, desired, { files: o.files, set: o.set, prune: o.prune ? "set" : "none", output: o.output })
+    const desired = yield* loadDesired(settings, o.files, o.set)
+    // Without a spec, --prune is the preview of `reconcile --prune`: the desired set is empty, every set is in scope.
+    const prune = o.files.length === 0 ? "all" : o.prune ? "set" : "none"
+    const p = yield* observeAndPlan(settings, desired, { files: o.files, set: o.set, prune, output: o.output })
     if (o.output === "json") json(planJson(p))
     else out(renderPlan(p, style()))
     if (needsAttention(p)) return yield* Effect.fail(exitWith(2))

@@ -3,6 +3,7 @@ import { Command } from "@effect/cli"
 import { Effect } from "effect"
 import { observe } from "../observers/observe.js"
 import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
+import { ownership } from "../resources/ownership.js"
 import type { Observed } from "../resources/observed.js"
 import type { Names } from "../resources/names.js"
 import { exitWith } from "./exit.js"
@@ -17,6 +18,8 @@ export interface BottleRow {
   readonly state: string
   readonly services: ReadonlyArray<string>
   readonly stateDir: "present" | "preserved" | "none"
+  /** The last verification of its fence, if there was one. */
+  readonly verified: { readonly ok: boolean; readonly at: string; readonly failed: ReadonlyArray<string> } | null
 }
 
 /** One row per bottle found on any backend or only as a state dir. Pure. */
@@ -28,13 +31,11 @@ export const bottleRows = (o: Observed, names: Names): ReadonlyArray<BottleRow> 
     return r
   }
   const p = names.prefix
+  const own = ownership(names)
   if (o.docker._tag === "Ok") {
     for (const c of o.docker.value.containers) {
-      const project = c.labels[Compose.project]
-      const owner = c.labels[BL.managedBy] === MANAGED_BY ? c.labels[BL.bottle]
-        : project !== undefined && names.owns(project) ? project.slice(p.length + 1)
-        : names.owns(c.name) ? c.name.slice(p.length + 1) : undefined
-      if (owner === undefined) continue
+      if (!own.owns(c.name, c.labels)) continue
+      const owner = own.ownerOf(c.name, c.labels) ?? c.name.slice(p.length + 1)
       const r = row(owner)
       r.backend.add(c.labels[BL.backend] ?? (c.labels[BL.managedBy] === MANAGED_BY ? "docker" : "leftover"))
       r.set ||= c.labels[BL.set] ?? ""
@@ -43,8 +44,8 @@ export const bottleRows = (o: Observed, names: Names): ReadonlyArray<BottleRow> 
     }
   }
   if (o.smolvm._tag === "Ok") {
-    for (const m of o.smolvm.value.machines.filter((m) => names.owns(m.name))) {
-      const r = row(m.labels[BL.bottle] ?? m.name.slice(p.length + 1))
+    for (const m of o.smolvm.value.machines.filter((m) => own.owns(m.name, m.labels))) {
+      const r = row(own.ownerOf(m.name, m.labels, true)!)
       r.backend.add("smolmachines")
       r.set ||= m.labels[BL.set] ?? ""
       r.states.push(m.state)
@@ -60,8 +61,24 @@ export const bottleRows = (o: Observed, names: Names): ReadonlyArray<BottleRow> 
   return [...rows.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, r]) => {
     const d = dirs.find((x) => x.name === name)
     const state = r.states.length === 0 ? "state only" : r.states.every((s) => s === "running") ? "running" : r.states.some((s) => s === "running") ? "degraded" : "stopped"
-    return { backend: [...r.backend].sort().join("+"), name, set: r.set || "-", state, services: r.services.sort(), stateDir: d === undefined ? "none" : d.preserve ? "preserved" : "present" }
+    return {
+      backend: [...r.backend].sort().join("+"),
+      name,
+      set: r.set || "-",
+      state,
+      services: r.services.sort(),
+      stateDir: d === undefined ? "none" : d.preserve ? "preserved" : "present",
+      verified: d?.verdict ?? null
+    }
   })
+}
+
+/** `ok 3m ago`, `FAILED 1h ago (proxy answers)`, or `-`. */
+export const verifiedText = (v: BottleRow["verified"], now = Date.now()): string => {
+  if (v === null) return "-"
+  const secs = Math.max(0, Math.round((now - Date.parse(v.at)) / 1000))
+  const ago = Number.isNaN(secs) ? "" : secs < 60 ? ` ${secs}s ago` : secs < 3600 ? ` ${Math.round(secs / 60)}m ago` : secs < 86400 ? ` ${Math.round(secs / 3600)}h ago` : ` ${Math.round(secs / 86400)}d ago`
+  return v.ok ? `ok${ago}` : `FAILED${ago} (${v.failed.join(", ")})`
 }
 
 const table = (rows: ReadonlyArray<ReadonlyArray<string>>) => {
@@ -72,14 +89,16 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>) => {
 export const get = Command.make("get", { output }, (o) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
-    const observed = yield* observe(settings)
+    const observed = yield* observe(settings, { inspect: false })
     const rows = bottleRows(observed, settings.names)
     const failed = [observed.docker, observed.smolvm, observed.state].flatMap((s) => (s._tag === "Failed" ? [`${s.source}: ${s.error}`] : []))
     if (o.output === "json") json({ bottles: rows, failed })
     else {
       // "No bottles" only when every observer answered: a failed one proves nothing.
       if (rows.length === 0 && failed.length === 0) out("No bottles.")
-      else if (rows.length > 0) out(table([["BACKEND", "NAME", "SET", "STATE", "STATE DIR", "SERVICES"], ...rows.map((r) => [r.backend, r.name, r.set, r.state, r.stateDir, r.services.join(",")])]))
+      else if (rows.length > 0) {
+        out(table([["BACKEND", "NAME", "SET", "STATE", "STATE DIR", "VERIFIED", "SERVICES"], ...rows.map((r) => [r.backend, r.name, r.set, r.state, r.stateDir, verifiedText(r.verified), r.services.join(",")])]))
+      }
       for (const f of failed) err(`error: observation incomplete: ${f}`)
     }
     if (failed.length > 0) return yield* Effect.fail(exitWith(2))

@@ -4,13 +4,14 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { ValidationError } from "@effect/cli"
-import { Cause, Effect, Exit, Layer } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer } from "effect"
 import * as DockerEngine from "../observers/DockerEngine.js"
 import * as Smolvm from "../observers/Smolvm.js"
 import { formatProblem } from "../resources/specError.js"
 import { EnvError, readSettings } from "../resources/settings.js"
 import { cli } from "./command.js"
 import * as Confirm from "./confirm.js"
+import { installInterruption, Interruption } from "./interrupt.js"
 import { err } from "./output.js"
 import { SettingsTag } from "./settings.js"
 
@@ -22,8 +23,21 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     if (e instanceof EnvError) { err(`error: ${e.message}`); return 2 }
     throw e
   }
+  let fiber: Fiber.RuntimeFiber<number> | undefined
+  let aborted: string | undefined
+  const interruption = installInterruption(
+    (signal) => {
+      aborted = signal
+      if (fiber !== undefined) Effect.runFork(Fiber.interrupt(fiber))
+    },
+    (signal) => {
+      err(`\n${signal} again: stopping at once; the lock is left for the next command to take over`)
+      process.exit(130)
+    }
+  )
   const MainLayer = Layer.mergeAll(
     Layer.succeed(SettingsTag, settings),
+    Layer.succeed(Interruption, interruption),
     DockerEngine.layer({ endpoint: settings.docker, timeout: `${settings.dockerTimeoutSeconds} seconds`, pullTimeout: "30 minutes" }),
     Smolvm.layer({ binary: settings.smolvmBinary, timeout: `${settings.smolvmTimeoutSeconds} seconds` }).pipe(Layer.provide(NodeContext.layer)),
     Confirm.layer,
@@ -38,13 +52,19 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
         err("Nothing was changed.")
         return 2
       }),
-      LockHeld: (e) => Effect.sync(() => { err(`error: ${e.message}`); return 2 })
+      LockHeld: (e) => Effect.sync(() => { err(`error: ${e.message}`); return 2 }),
+      LockError: (e) => Effect.sync(() => { err(`error: ${e.message}`); return 2 })
     }),
     Effect.catchIf(ValidationError.isValidationError, () => Effect.succeed(2)),
     Effect.provide(MainLayer)
   )
-  const exit = await Effect.runPromiseExit(program)
+  fiber = Effect.runFork(program)
+  const exit = await Effect.runPromise(Fiber.await(fiber))
   if (Exit.isSuccess(exit)) return exit.value
+  if (aborted !== undefined && Exit.isInterrupted(exit)) {
+    err(`${aborted}: interrupted before anything was changed.`)
+    return 130
+  }
   err(`bottle: unexpected failure:\n${Cause.pretty(exit.cause)}`)
   return 2
 }

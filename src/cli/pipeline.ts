@@ -16,6 +16,7 @@ import { actionJson, planJson, renderPlan, renderReportSummary, renderResult } f
 import { hasFailures } from "../reconcilers/report.js"
 import { makeRunner } from "../reconcilers/runAction.js"
 import { Confirm } from "./confirm.js"
+import { Interruption } from "./interrupt.js"
 import { exitWith } from "./exit.js"
 import { err, json, out, style } from "./output.js"
 import { SettingsTag } from "./settings.js"
@@ -27,8 +28,21 @@ export interface PlanRequest {
   readonly output: "table" | "json"
 }
 
-export const loadDesired = (files: ReadonlyArray<string>, set: string) =>
-  files.length === 0 ? Effect.succeed<ReadonlyArray<DesiredBottle>>([]) : loadSpecs(files, set)
+export const loadDesired = (settings: Settings, files: ReadonlyArray<string>, set: string) =>
+  files.length === 0 ? Effect.succeed<ReadonlyArray<DesiredBottle>>([]) : loadSpecs(files, set, settings.host)
+
+/** What realising a bottle needs from the settings. */
+export const realiseContext = (settings: Settings) =>
+  ({ names: settings.names, stateRoot: settings.stateRoot, egressImage: settings.egressImage, proxyUser: settings.proxyUser })
+
+/** How the runner reaches what it acts on, from the settings. */
+export const runnerOptions = (settings: Settings) => ({
+  log: (line: string) => err(line),
+  names: settings.names,
+  probeImage: settings.probeImage,
+  localEngine: settings.docker.socketPath !== undefined,
+  readySeconds: settings.readySeconds
+})
 
 /** Observes and plans; an unreachable Docker Engine ends the command with 2 before anything is planned. */
 export const observeAndPlan = (settings: Settings, desired: ReadonlyArray<DesiredBottle>, req: PlanRequest) =>
@@ -41,7 +55,8 @@ export const observeAndPlan = (settings: Settings, desired: ReadonlyArray<Desire
     }
     const p = makePlan(desired, observed, {
       names: settings.names,
-      realise: { names: settings.names, stateRoot: settings.stateRoot, egressImage: settings.egressImage },
+      realise: realiseContext(settings),
+      subnetPool: settings.subnetPool,
       set: req.set,
       prune: req.prune
     })
@@ -62,7 +77,8 @@ export const mutate = (req: MutateRequest) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
     const confirm = yield* Confirm
-    const desired = yield* loadDesired(req.files, req.set)
+    const interruption = yield* Interruption
+    const desired = yield* loadDesired(settings, req.files, req.set)
     const s = style()
 
     const body = Effect.gen(function* () {
@@ -97,9 +113,11 @@ export const mutate = (req: MutateRequest) =>
           return
         }
       }
-      const run = yield* makeRunner({ log: (line) => err(line) })
+      const run = yield* makeRunner(runnerOptions(settings))
+      yield* interruption.executing
       const report = yield* execute(p, run, {
         concurrency: req.concurrency,
+        stop: interruption.stop,
         onResult: (r) => {
           if (req.output === "table") out(renderResult(r, s))
         }
@@ -113,8 +131,13 @@ export const mutate = (req: MutateRequest) =>
         out("")
         out(renderReportSummary(report))
       }
+      const signal = interruption.requested()
+      if (signal !== undefined) {
+        err(`${signal}: interrupted; the report above says what was done and what was not started. Run the command again to finish.`)
+        return yield* Effect.fail(exitWith(130))
+      }
       if (hasFailures(report) || attention) return yield* Effect.fail(exitWith(1))
     })
-    return yield* withLock(settings.home, req.command, settings.lockWaitSeconds)(body)
+    return yield* withLock(settings.home, req.command, settings.lockWaitSeconds, (m) => err(`warning: ${m}`))(body)
   })
 

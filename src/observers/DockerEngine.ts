@@ -7,6 +7,9 @@ import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/
 import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Data, Duration, Effect, Layer, Schema, Stream } from "effect"
 
+/** The most bottle reads of one answer (a list of a few thousand containers is a few MiB). */
+const MAX_BODY = 64 * 1024 * 1024
+
 /** Every Engine since Docker 20.10 (and Podman's compatible socket) speaks this version. */
 export const API_VERSION = "v1.41"
 
@@ -72,7 +75,17 @@ export const ContainerSummary = Schema.Struct({
 })
 export type ContainerSummary = typeof ContainerSummary.Type
 
-export const NetworkSummary = Schema.Struct({ Id: Schema.String, Name: Schema.String, Labels, Internal: Schema.optional(Schema.Boolean) })
+export const NetworkSummary = Schema.Struct({
+  Id: Schema.String,
+  Name: Schema.String,
+  Labels,
+  Driver: Schema.optional(Schema.NullishOr(Schema.String)),
+  Internal: Schema.optional(Schema.Boolean),
+  Options: Schema.optional(Labels),
+  IPAM: Schema.optional(Schema.NullishOr(Schema.Struct({
+    Config: Schema.optional(Schema.NullishOr(Schema.Array(Schema.Struct({ Subnet: Schema.optional(Schema.String), Gateway: Schema.optional(Schema.String) }))))
+  })))
+})
 export type NetworkSummary = typeof NetworkSummary.Type
 
 const VolumeList = Schema.Struct({ Volumes: Schema.NullishOr(Schema.Array(Schema.Struct({ Name: Schema.String, Labels }))) })
@@ -81,6 +94,61 @@ export type VolumeSummary = { readonly Name: string; readonly Labels?: Record<st
 export const ImageSummary = Schema.Struct({ Id: Schema.String, RepoTags: Schema.optional(Schema.NullishOr(Schema.Array(Schema.String))) })
 export type ImageSummary = typeof ImageSummary.Type
 
+const StringList = Schema.NullishOr(Schema.Array(Schema.String))
+
+/** Container inspect: what the fence comparison reads (src/resources/fence.ts) and a state. */
+export const ContainerInspect = Schema.Struct({
+  Id: Schema.String,
+  Name: Schema.optional(Schema.String),
+  Image: Schema.optional(Schema.String),
+  State: Schema.optional(Schema.NullishOr(Schema.Struct({ Status: Schema.optional(Schema.String), ExitCode: Schema.optional(Schema.Number) }))),
+  Config: Schema.optional(Schema.NullishOr(Schema.Struct({
+    Image: Schema.optional(Schema.String),
+    Hostname: Schema.optional(Schema.String),
+    User: Schema.optional(Schema.String),
+    Env: Schema.optional(StringList),
+    Cmd: Schema.optional(StringList),
+    Entrypoint: Schema.optional(Schema.NullishOr(Schema.Union(Schema.Array(Schema.String), Schema.String)))
+  }))),
+  HostConfig: Schema.optional(Schema.NullishOr(Schema.Record({ key: Schema.String, value: Schema.Unknown }))),
+  Mounts: Schema.optional(Schema.NullishOr(Schema.Array(Schema.Struct({
+    Type: Schema.optional(Schema.String),
+    Name: Schema.optional(Schema.String),
+    Source: Schema.optional(Schema.String),
+    Destination: Schema.optional(Schema.String),
+    RW: Schema.optional(Schema.Boolean)
+  })))),
+  NetworkSettings: Schema.optional(Schema.NullishOr(Schema.Struct({
+    Networks: Schema.optional(Schema.NullishOr(Schema.Record({
+      key: Schema.String,
+      value: Schema.NullishOr(Schema.Struct({ Aliases: Schema.optional(StringList), IPAddress: Schema.optional(Schema.String), Gateway: Schema.optional(Schema.String) }))
+    })))
+  })))
+})
+export type ContainerInspect = typeof ContainerInspect.Type
+
+/** Image inspect: the defaults a container takes from its image. */
+export const ImageInspect = Schema.Struct({
+  Id: Schema.String,
+  Config: Schema.optional(Schema.NullishOr(Schema.Struct({
+    User: Schema.optional(Schema.String),
+    Env: Schema.optional(StringList),
+    Cmd: Schema.optional(StringList),
+    Entrypoint: Schema.optional(Schema.NullishOr(Schema.Union(Schema.Array(Schema.String), Schema.String))),
+    Volumes: Schema.optional(Schema.NullishOr(Schema.Record({ key: Schema.String, value: Schema.Unknown })))
+  })))
+})
+export type ImageInspect = typeof ImageInspect.Type
+
+/** `GET /version`: which engine answers (Docker, or Podman's compatible socket). */
+export const EngineVersion = Schema.Struct({
+  Version: Schema.optional(Schema.String),
+  ApiVersion: Schema.optional(Schema.String),
+  Components: Schema.optional(Schema.NullishOr(Schema.Array(Schema.Struct({ Name: Schema.String, Version: Schema.optional(Schema.String) }))))
+})
+export type EngineVersion = typeof EngineVersion.Type
+
+const WaitResult = Schema.Struct({ StatusCode: Schema.Number })
 const Created = Schema.Struct({ Id: Schema.String })
 const ErrorBody = Schema.Struct({ message: Schema.String })
 
@@ -100,6 +168,15 @@ export interface DockerEngineShape {
   readonly connectNetwork: (network: string, container: string, aliases: ReadonlyArray<string>) => Effect.Effect<void, DockerError>
   readonly removeNetwork: (id: string) => Effect.Effect<void, DockerError>
   readonly removeVolume: (name: string) => Effect.Effect<void, DockerError>
+  readonly version: Effect.Effect<EngineVersion, DockerError>
+  readonly inspectContainer: (id: string) => Effect.Effect<ContainerInspect, DockerError>
+  readonly inspectImage: (id: string) => Effect.Effect<ImageInspect, DockerError>
+  /** Stops a container (SIGTERM, then SIGKILL after `seconds`); already stopped is success. */
+  readonly stopContainer: (id: string, seconds: number) => Effect.Effect<void, DockerError>
+  /** Waits for a container to exit and returns its exit code, within `bound`. */
+  readonly waitContainer: (id: string, bound: Duration.DurationInput) => Effect.Effect<number, DockerError>
+  /** A stopped container's output (stdout and stderr, demultiplexed), at most `limit` bytes of each. */
+  readonly containerOutput: (id: string, limit: number) => Effect.Effect<{ readonly stdout: string; readonly stderr: string }, DockerError>
   /** Pulls an image, handing each progress line to `progress`. */
   readonly pullImage: (ref: string, progress: (line: string) => void) => Effect.Effect<void, DockerError>
 }
@@ -143,49 +220,78 @@ const make = (opts: DockerEngineOptions) =>
         ? `${message} (the Engine's address pools are full: remove networks you no longer need, or give dockerd more room with default-address-pools in /etc/docker/daemon.json)`
         : message
 
-    /** Sends one request; non-2xx answers become DockerErrors carrying the Engine's message. */
-    const send = (request: HttpClientRequest.HttpClientRequest, path: string, timeout: Duration.DurationInput) =>
+    /**
+     * Reads a whole answer, but no more than `limit` bytes: a broken or
+     * hostile engine cannot make bottle hold more. Reading it also frees the
+     * keep-alive socket: an unread answer keeps it, and once maxSockets of
+     * them are held every later call waits until it times out.
+     */
+    const readBody = (res: HttpClientResponse.HttpClientResponse, method: string, path: string, limit = MAX_BODY) =>
+      res.stream.pipe(
+        Stream.mapError((e) => fail(method, path, "BadResponse", e.message)),
+        Stream.runFoldEffect({ chunks: [] as Array<Uint8Array>, size: 0 }, (acc, chunk) => {
+          const size = acc.size + chunk.length
+          if (size > limit) return Effect.fail(fail(method, path, "BadResponse", `the answer is larger than ${limit} bytes`))
+          acc.chunks.push(chunk)
+          return Effect.succeed({ chunks: acc.chunks, size })
+        }),
+        Effect.map(({ chunks }) => Buffer.concat(chunks))
+      )
+
+    /** Sends one request; non-2xx answers become DockerErrors carrying the Engine's message. Not bounded: callers bound the whole call. */
+    const send = (request: HttpClientRequest.HttpClientRequest, path: string) =>
       client.execute(request).pipe(
         Effect.mapError((e) => fail(request.method, path, e._tag === "RequestError" ? "Unreachable" : "BadResponse", causeText(e.cause) ?? e.message)),
         Effect.flatMap((res) =>
           res.status >= 200 && res.status < 300 || res.status === 304
             ? Effect.succeed(res)
-            : res.json.pipe(
-              Effect.flatMap(Schema.decodeUnknown(ErrorBody)),
-              Effect.map((b) => b.message),
+            : readBody(res, request.method, path, 64 * 1024).pipe(
+              Effect.map((bytes) => {
+                try {
+                  return Schema.decodeUnknownSync(ErrorBody)(JSON.parse(bytes.toString("utf8"))).message
+                } catch {
+                  return `HTTP ${res.status}`
+                }
+              }),
               Effect.orElseSucceed(() => `HTTP ${res.status}`),
               Effect.flatMap((message) => Effect.fail(fail(request.method, path, reasonFor(res.status, message), explain(message), res.status)))
             )
-        ),
-        Effect.timeoutFail({ duration: timeout, onTimeout: () => fail(request.method, path, "Timeout", Duration.format(Duration.decode(timeout))) })
-      )
-
-    const decodeBody = <A, I>(schema: Schema.Schema<A, I>, method: string, path: string) => (res: HttpClientResponse.HttpClientResponse) =>
-      res.json.pipe(
-        Effect.flatMap(Schema.decodeUnknown(schema)),
-        Effect.mapError((e) => fail(method, path, "BadResponse", `unexpected response: ${e.message.split("\n")[0]}`))
-      )
-
-    const call = <A, I>(method: "GET" | "POST" | "DELETE", path: string, schema: Schema.Schema<A, I> | undefined, body?: unknown) => {
-      const req = HttpClientRequest.make(method)(url(path))
-      return send(body === undefined ? req : HttpClientRequest.bodyUnsafeJson(req, body), path, opts.timeout).pipe(
-        Effect.flatMap((res) =>
-          schema === undefined || res.status === 204 || res.status === 304
-            // Read (and drop) the body even when there is none to decode: an
-            // unread response keeps its keep-alive socket, and once maxSockets
-            // of them are held every later call waits until it times out.
-            ? res.text.pipe(Effect.orElseSucceed(() => ""), Effect.as(undefined as A))
-            : decodeBody(schema, method, path)(res)
         )
       )
+
+    /** Bounds a whole call, answer included, so an engine that sends headers and then stalls cannot hang bottle. */
+    const bounded = (method: string, path: string, timeout: Duration.DurationInput) => <A>(eff: Effect.Effect<A, DockerError>) =>
+      eff.pipe(Effect.timeoutFail({ duration: timeout, onTimeout: () => fail(method, path, "Timeout", Duration.format(Duration.decode(timeout))) }))
+
+    const request = (method: "GET" | "POST" | "DELETE", path: string, body?: unknown) => {
+      const req = HttpClientRequest.make(method)(url(path))
+      return body === undefined ? req : HttpClientRequest.bodyUnsafeJson(req, body)
     }
+
+    const call = <A, I>(method: "GET" | "POST" | "DELETE", path: string, schema: Schema.Schema<A, I> | undefined, body?: unknown, timeout: Duration.DurationInput = opts.timeout) =>
+      send(request(method, path, body), path).pipe(
+        Effect.flatMap((res) => readBody(res, method, path).pipe(Effect.map((bytes) => ({ res, bytes })))),
+        Effect.flatMap(({ res, bytes }) => {
+          if (schema === undefined || res.status === 204 || res.status === 304) return Effect.succeed(undefined as A)
+          let json: unknown
+          try {
+            json = JSON.parse(bytes.toString("utf8"))
+          } catch (e) {
+            return Effect.fail(fail(method, path, "BadResponse", `unexpected response: not JSON (${(e as Error).message})`))
+          }
+          return Schema.decodeUnknown(schema)(json).pipe(
+            Effect.mapError((e) => fail(method, path, "BadResponse", `unexpected response: ${e.message.split("\n")[0]}`))
+          )
+        }),
+        bounded(method, path, timeout)
+      )
     const q = (filters: Filters) => `filters=${encodeURIComponent(JSON.stringify(filters))}`
 
     const pullImage = (ref: string, progress: (line: string) => void) => {
       const { image, tag } = splitImageRef(ref)
       const path = `/images/create?fromImage=${encodeURIComponent(image)}${tag ? `&tag=${encodeURIComponent(tag)}` : ""}`
       const req = HttpClientRequest.make("POST")(url(path))
-      return send(req, path, opts.pullTimeout).pipe(
+      return send(req, path).pipe(
         Effect.flatMap((res) =>
           res.stream.pipe(
             Stream.decodeText(),
@@ -203,7 +309,32 @@ const make = (opts: DockerEngineOptions) =>
             Effect.scoped
           )
         ),
-        Effect.timeoutFail({ duration: opts.pullTimeout, onTimeout: () => fail("POST", path, "Timeout", Duration.format(Duration.decode(opts.pullTimeout))) })
+        bounded("POST", path, opts.pullTimeout)
+      )
+    }
+
+    /** Splits the Engine's multiplexed stream (8-byte frame headers: stream, 0, 0, 0, size) into stdout and stderr. */
+    const demultiplex = (bytes: Buffer, limit: number) => {
+      const out: Array<Buffer> = []
+      const err: Array<Buffer> = []
+      let i = 0
+      while (i + 8 <= bytes.length) {
+        const kind = bytes[i]!
+        const size = bytes.readUInt32BE(i + 4)
+        const frame = bytes.subarray(i + 8, i + 8 + size)
+        ;(kind === 2 ? err : out).push(frame)
+        i += 8 + size
+      }
+      const text = (bs: Array<Buffer>) => Buffer.concat(bs).subarray(0, limit).toString("utf8")
+      return { stdout: text(out), stderr: text(err) }
+    }
+
+    const containerOutput = (id: string, limit: number) => {
+      const path = `/containers/${encodeURIComponent(id)}/logs?stdout=true&stderr=true`
+      return send(request("GET", path), path).pipe(
+        Effect.flatMap((res) => readBody(res, "GET", path, 2 * limit + 1024 * 1024)),
+        Effect.map((bytes) => demultiplex(bytes, limit)),
+        bounded("GET", path, opts.timeout)
       )
     }
 
@@ -222,6 +353,13 @@ const make = (opts: DockerEngineOptions) =>
         call("POST", `/networks/${encodeURIComponent(network)}/connect`, undefined, { Container: container, EndpointConfig: { Aliases: aliases } }),
       removeNetwork: (id) => call("DELETE", `/networks/${encodeURIComponent(id)}`, undefined),
       removeVolume: (name) => call("DELETE", `/volumes/${encodeURIComponent(name)}`, undefined),
+      version: call("GET", "/version", EngineVersion),
+      inspectContainer: (id) => call("GET", `/containers/${encodeURIComponent(id)}/json`, ContainerInspect),
+      inspectImage: (id) => call("GET", `/images/${encodeURIComponent(id)}/json`, ImageInspect),
+      stopContainer: (id, seconds) =>
+        call("POST", `/containers/${encodeURIComponent(id)}/stop?t=${seconds}`, undefined, undefined, Duration.sum(opts.timeout, Duration.seconds(seconds))),
+      waitContainer: (id, bound) => call("POST", `/containers/${encodeURIComponent(id)}/wait`, WaitResult, undefined, bound).pipe(Effect.map((r) => r.StatusCode)),
+      containerOutput,
       pullImage
     })
   })

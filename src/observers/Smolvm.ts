@@ -46,7 +46,8 @@ export interface SmolvmShape {
   readonly list: Effect.Effect<ReadonlyArray<ObservedMachine>, SmolvmError>
   readonly create: (
     spec: MachineSpec,
-    extra: { readonly allowCidr: string; readonly env: ReadonlyArray<string>; readonly labels: Readonly<Record<string, string>> }
+    /** `allowCidr` undefined: the machine gets no network at all. */
+    extra: { readonly allowCidr: string | undefined; readonly env: ReadonlyArray<string>; readonly labels: Readonly<Record<string, string>> }
   ) => Effect.Effect<void, SmolvmError>
   /** Succeeds when the machine already runs. */
   readonly start: (name: string) => Effect.Effect<void, SmolvmError>
@@ -80,7 +81,12 @@ const LsMachine = Schema.Struct({
   state: Schema.String,
   labels: Schema.optional(Schema.NullOr(Labels)),
   image: Schema.optional(Schema.NullOr(Schema.String)),
-  ephemeral: Schema.optional(Schema.NullOr(Schema.Boolean))
+  ephemeral: Schema.optional(Schema.NullOr(Schema.Boolean)),
+  cpus: Schema.optional(Schema.NullOr(Schema.Number)),
+  memory_mib: Schema.optional(Schema.NullOr(Schema.Number)),
+  network: Schema.optional(Schema.NullOr(Schema.Boolean)),
+  mounts: Schema.optional(Schema.NullOr(Schema.Number)),
+  ports: Schema.optional(Schema.NullOr(Schema.Number))
 })
 const decodeLs = Schema.decodeUnknownEither(Schema.Array(LsMachine))
 
@@ -227,7 +233,17 @@ const make = (opts: SmolvmOptions) =>
       Effect.map((machines) =>
         machines
           .filter((m) => m.ephemeral !== true)
-          .map((m): ObservedMachine => ({ name: m.name, state: m.state, labels: m.labels ?? {}, image: m.image ?? null }))
+          .map((m): ObservedMachine => ({
+            name: m.name,
+            state: m.state,
+            labels: m.labels ?? {},
+            image: m.image ?? null,
+            cpus: m.cpus ?? undefined,
+            memoryMiB: m.memory_mib ?? undefined,
+            network: m.network ?? undefined,
+            mounts: m.mounts ?? undefined,
+            ports: m.ports ?? undefined
+          }))
       )
     )
 
@@ -240,7 +256,7 @@ const make = (opts: SmolvmOptions) =>
         "--mem", String(spec.memMiB),
         ...[...spec.env, ...extra.env].flatMap((e) => ["-e", e]),
         ...Object.keys(labels).sort().flatMap((k) => ["--label", `${k}=${labels[k]}`]),
-        "--allow-cidr", extra.allowCidr,
+        ...(extra.allowCidr !== undefined ? ["--allow-cidr", extra.allowCidr] : []),
         ...spec.volumes.flatMap((v) => ["-v", v]),
         "-w", spec.workdir
       ]

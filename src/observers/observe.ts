@@ -6,10 +6,11 @@ import { dockerSource } from "./dockerObserver.js"
 import { smolvmSource } from "./Smolvm.js"
 import { stateSource } from "./stateObserver.js"
 
-export const observe = (settings: Settings) =>
+/** `inspect`: also read what fences bottle's containers (plans need it; listings do not). */
+export const observe = (settings: Settings, opts: { readonly inspect: boolean } = { inspect: true }) =>
   Effect.all(
     {
-      docker: dockerSource(settings.names.prefix),
+      docker: dockerSource(settings.names.prefix, opts),
       smolvm: smolvmSource,
       state: stateSource(settings.stateRoot)
     },

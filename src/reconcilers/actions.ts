@@ -1,7 +1,17 @@
 /** The typed steps of a plan. Each names its resource, a cause a person can read, and what it waits for. */
 import { Data } from "effect"
-import type { ContainerSpec, NetworkSpec, StateDirSpec } from "../resources/realise.js"
+import type { ContainerSpec, NetworkSpec, StateDirSpec, VerifySpec } from "../resources/realise.js"
 import type { MachineSpec } from "../resources/realiseSmolmachines.js"
+
+/**
+ * A proxy already running (left as it was) that must answer before what it fences starts: it may
+ * have been started by a run that was killed before it was ready.
+ */
+export interface AwaitReady {
+  readonly target: string
+  readonly port: number
+  readonly image: string
+}
 
 export type ResourceKind = "bottle" | "network" | "container" | "volume" | "machine" | "state dir"
 
@@ -18,19 +28,26 @@ interface Common {
 }
 
 export type Action = Data.TaggedEnum<{
-  CreateNetwork: Common & { readonly spec: NetworkSpec; readonly replaces: boolean }
+  /** `subnets`: the ones to try, in order (the next when the Engine finds one taken); empty: the Engine picks. */
+  CreateNetwork: Common & { readonly spec: NetworkSpec; readonly replaces: boolean; readonly subnets: ReadonlyArray<string> }
   RemoveNetwork: Common & { readonly networkId: string; readonly replaced: boolean }
   CreateContainer: Common & { readonly spec: ContainerSpec; readonly replaces: boolean }
-  /** Start a container; `created` when it follows this plan's CreateContainer. */
-  StartContainer: Common & { readonly created: boolean }
+  /**
+   * Start a container; `created` when it follows this plan's CreateContainer. With a readiness check
+   * in `spec.ready`, it is done once the container answers. `spec` also lets the runner repair a
+   * container the Engine can no longer start (its own leftover state after a crash).
+   */
+  StartContainer: Common & { readonly created: boolean; readonly spec: ContainerSpec; readonly awaitReady?: AwaitReady }
   RemoveContainer: Common & { readonly containerId: string; readonly replaced: boolean }
   RemoveVolume: Common
   CreateMachine: Common & { readonly spec: MachineSpec; readonly replaces: boolean }
-  StartMachine: Common & { readonly created: boolean }
+  StartMachine: Common & { readonly created: boolean; readonly awaitReady?: AwaitReady }
   StopMachine: Common & { readonly replaced: boolean }
   DeleteMachine: Common & { readonly replaced: boolean }
   EnsureStateDir: Common & { readonly spec: StateDirSpec; readonly exists: boolean }
   RemoveStateDir: Common & { readonly root: string; readonly name: string }
+  /** Probe a bottle's fence from inside its agent's network namespace; on failure the agent is stopped. */
+  VerifyBottle: Common & { readonly spec: VerifySpec }
   Unchanged: Common & { readonly kind: ResourceKind }
   /**
    * Something the plan will not do. `error` is false when a safety rule is doing its job
@@ -66,6 +83,8 @@ export const kindOf = (a: Action): ResourceKind => {
     case "EnsureStateDir":
     case "RemoveStateDir":
       return "state dir"
+    case "VerifyBottle":
+      return "bottle"
     case "Unchanged":
     case "Blocked":
       return a.kind

@@ -3,17 +3,27 @@
  * action runs once its dependencies succeeded; a failure does not stop its
  * siblings, and its dependents are skipped with the reason.
  */
-import { Deferred, Effect } from "effect"
+import { Deferred, Duration, Effect } from "effect"
 import { isMutating, type Action, type Plan } from "./actions.js"
 import { Outcome, type ActionResult, type Report } from "./report.js"
 
 /** Runs one action; the error's message is what the report shows. */
 export type RunAction = (action: Action) => Effect.Effect<string | void, { readonly message: string }>
 
+/** A request to stop (Ctrl-C, SIGTERM): nothing new starts; what runs gets `grace` to end. */
+export interface StopRequest {
+  /** Whether a stop was asked for (checked before each action starts). */
+  readonly requested: () => boolean
+  /** Completes when a stop is asked for. */
+  readonly signalled: Effect.Effect<void>
+  readonly grace: Duration.DurationInput
+}
+
 export interface ExecuteOptions {
   readonly concurrency: number
   /** Called as each action ends, for live progress. */
   readonly onResult?: (result: ActionResult) => void
+  readonly stop?: StopRequest
 }
 
 export const execute = (plan: Plan, run: RunAction, opts: ExecuteOptions): Effect.Effect<Report> =>
@@ -44,12 +54,23 @@ export const execute = (plan: Plan, run: RunAction, opts: ExecuteOptions): Effec
         }
         if (outcome === undefined) {
           outcome = yield* semaphore.withPermits(1)(
-            run(a).pipe(
-              Effect.map((note) => Outcome.Done(note ? { note } : {})),
-              Effect.catchAll((e) => Effect.succeed(Outcome.Failed({ error: e.message }))),
-              // A defect fails that action only: the others go on and the report is kept.
-              Effect.catchAllDefect((d) => Effect.succeed(Outcome.Failed({ error: `unexpected failure: ${d instanceof Error ? d.message : String(d)}` })))
-            )
+            Effect.suspend((): Effect.Effect<Outcome> => {
+              // Nothing new starts once a stop is asked for, even an action that was waiting for a permit.
+              if (opts.stop?.requested() === true) return Effect.succeed(Outcome.Skipped({ reason: "interrupted before it started" }))
+              const ran = run(a).pipe(
+                Effect.map((note): Outcome => Outcome.Done(note ? { note } : {})),
+                Effect.catchAll((e) => Effect.succeed(Outcome.Failed({ error: e.message }))),
+                // A defect fails that action only: the others go on and the report is kept.
+                Effect.catchAllDefect((d) => Effect.succeed(Outcome.Failed({ error: `unexpected failure: ${d instanceof Error ? d.message : String(d)}` })))
+              )
+              if (opts.stop === undefined) return ran
+              const { signalled, grace } = opts.stop
+              // Running when the stop comes: it may end within the grace; past that it is cut off and reported so.
+              return ran.pipe(Effect.raceFirst(signalled.pipe(
+                Effect.zipRight(Effect.sleep(grace)),
+                Effect.as(Outcome.Failed({ error: `interrupted: still running ${Duration.format(Duration.decode(grace))} after the stop; no longer waited for` }))
+              )))
+            })
           )
         }
         const result = { action: a, outcome }

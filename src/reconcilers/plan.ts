@@ -6,9 +6,13 @@
  * 3. only names with the prefix are ever touched.
  * 4. a state dir with `.preserve` is never removed.
  * 5. a state dir whose bottle is live anywhere is never removed; with any observer failed, none is.
+ * 6. only what bottle made is removed: a state dir needs metadata naming this prefix.
+ * 7. what fences a bottle is compared as observed (src/resources/fence.ts): a difference is drift, repaired by replacement.
  */
 import type { DesiredBottle } from "../resources/desired.js"
+import { desiredFacts, fenceDrift, networkDrift } from "../resources/fence.js"
 import { changedFields } from "../resources/hash.js"
+import { normaliseImageRef } from "../resources/imageRef.js"
 import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
 import type { Names } from "../resources/names.js"
 import {
@@ -20,15 +24,19 @@ import {
   type ObservedVolume,
   type Observed
 } from "../resources/observed.js"
-import { realiseDocker, type ContainerSpec, type NetworkSpec, type RealiseContext, type StateDirSpec } from "../resources/realise.js"
+import { realiseDocker, type ContainerSpec, type NetworkSpec, type RealiseContext, type StateDirSpec, type VerifySpec } from "../resources/realise.js"
 import { EGRESS_IP_LABEL, realiseSmolmachines, type MachineSpec } from "../resources/realiseSmolmachines.js"
-import { Action, isDestructive, type Plan, type ResourceKind } from "./actions.js"
+import { ownership } from "../resources/ownership.js"
+import { formatCidr, freeSubnets, parseCidr, type Cidr } from "../resources/subnets.js"
+import { Action, isDestructive, type AwaitReady, type Plan, type ResourceKind } from "./actions.js"
 
 export type PruneScope = "none" | "set" | "all"
 
 export interface PlanOptions {
   readonly names: Names
   readonly realise: RealiseContext
+  /** Where new networks get their subnets (BOTTLE_SUBNETS); undefined: the Engine's own pools decide. */
+  readonly subnetPool?: ReadonlyArray<Cidr> | undefined
   /** The set the desired bottles belong to. */
   readonly set: string
   /** none: plain apply · set: `apply --prune` (this set only) · all: `reconcile --prune` (every set and leftover). */
@@ -68,46 +76,29 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
   const state = observed.state._tag === "Ok" ? observed.state.value : undefined
   for (const i of state?.ignored ?? []) notes.push(`state/${i.name}: ${i.reason}; left alone`)
 
-  // Rule 3: everything without the prefix is invisible from here on.
-  const ownsByLabels = (name: string, labels: Readonly<Record<string, string>>) => {
-    const project = labels[Compose.project]
-    return (names.owns(name) || (project !== undefined && names.owns(project))) && !otherPrefix(bare(name), labels)
-  }
-  /**
-   * Made by a bottle install with a longer prefix (`claude-bottle-dev` beside `claude-bottle`):
-   * labelled as bottle L's, but not named as this prefix names L's resources. Not ours.
-   */
-  const otherPrefix = (name: string, labels: Readonly<Record<string, string>>) => {
-    const b = labels[BL.managedBy] === MANAGED_BY ? labels[BL.bottle] : undefined
-    if (b === undefined) return false
-    const base = names.project(b)
-    return !(name === names.machine(b) || name === names.bundleContainer(b) || name === names.bundleNetwork(b) ||
-      name.startsWith(`${base}-`) || name.startsWith(`${base}_`))
-  }
+  // Rule 3: everything not this install's is invisible from here on (src/resources/ownership.ts).
+  const own = ownership(names)
+  const ownsByLabels = own.owns
   const containers = (docker?.containers ?? []).filter((c) => ownsByLabels(c.name, c.labels))
   const networks = (docker?.networks ?? []).filter((n) => ownsByLabels(n.name, n.labels))
   // Volumes only through a project of ours: a volume named with the prefix in someone else's project is theirs.
-  const volumes = (docker?.volumes ?? []).filter((v) => v.labels[Compose.project] !== undefined && names.owns(v.labels[Compose.project]!))
-  const machines = (smol?.machines ?? []).filter((m) => names.owns(m.name) && !otherPrefix(m.name, m.labels))
+  const volumes = (docker?.volumes ?? []).filter((v) => names.claimsUnlabelled && v.labels[Compose.project] !== undefined && names.owns(v.labels[Compose.project]!))
+  const machines = (smol?.machines ?? []).filter((m) => ownsByLabels(m.name, m.labels))
+  /** Rule 6: a state dir is this install's only when its metadata.json says so (or the older tool's names this prefix). */
+  const stateOwner = (d: ObservedStateDir): "ours" | string => {
+    const m = d.metadata
+    if (m?.managedBy === MANAGED_BY) return m.prefix === prefix ? "ours" : `written by a bottle install with prefix '${m.prefix ?? "unknown"}'`
+    if (m?.legacyProject !== undefined) {
+      return names.claimsUnlabelled && names.owns(m.legacyProject) ? "ours" : `written by the older tool for project '${m.legacyProject}'`
+    }
+    return m === undefined ? "no metadata.json bottle wrote" : "metadata.json names no prefix"
+  }
   const stateDirs = state?.dirs ?? []
   const images = docker?.images ?? {}
 
-  /** Names of the smolmachines backend's sidecar bundles (container, network), before the bottle's name. */
-  const bundlePrefixes = [`${prefix}-sidecars-`, `${prefix}-bundle-`]
-  const ownerOf = (i: Item): string | undefined => {
-    const labels = itemLabels(i)
-    if (labels[BL.managedBy] === MANAGED_BY && labels[BL.bottle]) return labels[BL.bottle]
-    const project = labels[Compose.project]
-    if (project !== undefined && names.owns(project)) return project.slice(prefix.length + 1)
-    const name = itemName(i)
-    for (const p of bundlePrefixes) if (name.startsWith(p)) return name.slice(p.length)
-    if (i.kind === "machine") return name.slice(prefix.length + 1)
-    return undefined
-  }
+  const ownerOf = (i: Item): string | undefined => own.ownerOf(itemName(i), itemLabels(i), i.kind === "machine")
   /** Which backend an item serves: machines and their sidecar bundles are smolmachines', the rest docker's. */
-  const backendOf = (i: Item): "docker" | "smolmachines" => {
-    return i.kind === "machine" || bundlePrefixes.some((p) => itemName(i).startsWith(p)) ? "smolmachines" : "docker"
-  }
+  const backendOf = (i: Item): "docker" | "smolmachines" => (own.isSmolmachines(itemName(i), i.kind === "machine") ? "smolmachines" : "docker")
   const setOf = (i: Item) => {
     const l = itemLabels(i)
     return l[BL.managedBy] === MANAGED_BY ? l[BL.set] : undefined
@@ -127,6 +118,20 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
    * sudo) or a mistyped BOTTLE_SMOLVM looks the same, and its machine may still be running.
    */
   const smolvmMissing = observed.smolvm._tag === "Unavailable" ? `smolvm is not available (${observed.smolvm.reason})` : undefined
+  /** Subnets in use on the engine (every network's, bottle's or not), and those this plan gives out. */
+  const taken: Array<Cidr> = (docker?.networks ?? []).flatMap((n) => (n.subnets ?? []).flatMap((x) => {
+    const c = parseCidr(x.subnet)
+    return typeof c === "string" ? [] : [c]
+  }))
+  const subnets = new Map<string, ReadonlyArray<string>>()
+  /** Picks the subnets to try for a network (the first is reserved for it); false when the pool has none left. */
+  const reserveSubnets = (name: string, pool: ReadonlyArray<Cidr>): boolean => {
+    const free = freeSubnets(`${prefix}/${name}`, pool, taken, 4)
+    if (free.length === 0) return false
+    taken.push(free[0]!)
+    subnets.set(name, free.map(formatCidr))
+    return true
+  }
   /** Items a desired bottle accounts for (kept, replaced or removed by its own planning). */
   const claimed = new Set<Item>()
   /** Items this plan removes. */
@@ -143,6 +148,13 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
     if (foreignSet !== undefined) {
       mine.forEach((i) => claimed.add(i))
       blockBottle(b, "owned by another set", `bottle '${b.name}' belongs to set '${foreignSet}'; apply it with --set ${foreignSet}, or remove it there first`)
+      continue
+    }
+    const existing = stateDirs.find((d) => d.name === b.name)
+    const existingOwner = existing?.metadata !== undefined ? stateOwner(existing) : "ours"
+    if (existingOwner !== "ours") {
+      mine.forEach((i) => claimed.add(i))
+      blockBottle(b, "state dir not ours", `state/${b.name} was ${existingOwner}; bottle will not take it over (its workspace may be in use): name the bottle differently, or move that directory away`)
       continue
     }
     if (docker === undefined) {
@@ -168,6 +180,19 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
       continue
     }
 
+    const realised = b.backend === "docker"
+      ? { kind: "docker" as const, r: realiseDocker(b, opts.realise), stateDir: realiseDocker(b, opts.realise).stateDir }
+      : { kind: "smolmachines" as const, r: realiseSmolmachines(b, opts.realise), stateDir: realiseSmolmachines(b, opts.realise).stateDir }
+    // Every network the bottle must make gets its subnet now, or the bottle is not started at all (never half-made).
+    const toMake = (realised.kind === "docker" ? realised.r.networks : realised.r.network !== undefined ? [realised.r.network] : [])
+      .filter((spec) => !networks.some((n) => n.name === spec.name && networkMatches(spec, n)))
+    const full = opts.subnetPool !== undefined ? toMake.find((spec) => !reserveSubnets(spec.name, opts.subnetPool!)) : undefined
+    if (full !== undefined) {
+      mine.forEach((i) => claimed.add(i))
+      blockBottle(b, "subnet pool full", `no free /28 left in BOTTLE_SUBNETS (${opts.subnetPool!.map(formatCidr).join(", ")}) for network ${full.name}: remove bottles you no longer need, or give bottle a larger pool`)
+      continue
+    }
+
     // A bottle that changed backend: what the other backend holds goes first, so two agents never share a workspace.
     const moved = mine.filter((i) => !claimed.has(i) && backendOf(i) !== b.backend)
     if (smolvmBlind !== undefined && moved.length > 0) {
@@ -178,10 +203,10 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
     moved.forEach((i) => { claimed.add(i); removed.add(i) })
     const movedIds = moved.length > 0 ? planTeardown(out, b.name, moved, `bottle moved to backend ${b.backend}`) : []
 
-    const sdId = planStateDir(out, b.name, b.backend === "docker" ? realiseDocker(b, opts.realise).stateDir : realiseSmolmachines(b, opts.realise).stateDir, stateDirs, state !== undefined)
-    const up = { out, containers, networks, images, claimed, removed, all }
-    if (b.backend === "docker") planDockerBottle(up, b, realiseDocker(b, opts.realise), names, sdId, movedIds)
-    else planSmolBottle(up, b, realiseSmolmachines(b, opts.realise), machines, sdId, movedIds)
+    const sdId = planStateDir(out, b.name, realised.stateDir, stateDirs, state !== undefined)
+    const up = { out, containers, networks, images, claimed, removed, all, subnets }
+    if (realised.kind === "docker") planDockerBottle(up, b, realised.r, names, sdId, movedIds)
+    else planSmolBottle(up, b, realised.r, machines, names, sdId, movedIds)
   }
 
   // ---- the way down: prune -------------------------------------------------------------------
@@ -214,8 +239,11 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
     const rank = { machine: 0, container: 1, network: 2, volume: 3 } as const
     const surviving = all.filter((i) => !removed.has(i)).sort((a, b) => rank[a.kind] - rank[b.kind])
     const sorted = [...stateDirs].sort((a, b) => a.name.localeCompare(b.name))
+    const ourIds = new Set(containers.map((c) => c.id))
     for (const d of sorted) {
       if (desiredNames.has(d.name)) continue
+      const owner = stateOwner(d)
+      if (owner !== "ours") { notes.push(`state/${d.name}: unknown (${owner}); left alone`); continue }
       if (opts.prune === "set" && d.metadata?.set !== opts.set) continue
       const common = { id: `RemoveStateDir:${d.name}`, bottle: d.name, resource: d.path }
       const block = (rule: string, cause: string, error: boolean) =>
@@ -232,6 +260,15 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
       const live = surviving.find((i) => ownerOf(i) === d.name || (ownerOf(i) === undefined && strayMatches(itemName(i), prefix, d.name)))
       if (live !== undefined) {
         block("live", `bottle is live: ${live.kind} ${itemName(live)}${live.kind === "container" ? ` (${live.c.state})` : live.kind === "machine" ? ` (${live.m.state})` : ""}`, false)
+        continue
+      }
+      // Liveness counts bottles of every prefix: a bottle of this name run by another install keeps the dir too.
+      const elsewhere = [
+        ...(docker?.anyPrefix ?? []).filter((c) => !ourIds.has(c.id)).map((c) => ({ kind: "container", name: c.name, labels: c.labels, state: c.state })),
+        ...(smol?.machines ?? []).filter((m) => !machines.includes(m)).map((m) => ({ kind: "machine", name: m.name, labels: m.labels, state: m.state }))
+      ].find((x) => x.labels[BL.managedBy] === MANAGED_BY && x.labels[BL.bottle] === d.name)
+      if (elsewhere !== undefined) {
+        block("live", `a bottle named '${d.name}' is live under another prefix: ${elsewhere.kind} ${elsewhere.name} (${elsewhere.state})`, false)
         continue
       }
       // After every removal of what was (or, by its name, may have been) this bottle's.
@@ -264,6 +301,8 @@ const planStateDir = (out: Builder, bottle: string, spec: StateDirSpec, dirs: Re
 
 interface UpContext {
   readonly out: Builder
+  /** Network name → the subnets to try for it, in order (none: the Engine picks). */
+  readonly subnets: ReadonlyMap<string, ReadonlyArray<string>>
   readonly containers: ReadonlyArray<ObservedContainer>
   readonly networks: ReadonlyArray<ObservedNetwork>
   readonly images: Readonly<Record<string, string>>
@@ -279,24 +318,36 @@ const markRemoved = (ctx: UpContext, pred: (i: Item) => boolean) => ctx.all.filt
 const planNetwork = (ctx: UpContext, bottle: string, spec: NetworkSpec, after: ReadonlyArray<string>): string | undefined => {
   const found = ctx.networks.filter((n) => n.name === spec.name)
   claim(ctx, (i) => i.kind === "network" && found.includes(i.n))
-  const current = found.find((n) => n.labels[BL.specHash] === spec.hash)
+  const current = found.find((n) => networkMatches(spec, n))
   const extras = found.filter((n) => n !== current)
   const common = { bottle, resource: spec.name }
+  const why = (n: ObservedNetwork) => (n.labels[BL.specHash] !== spec.hash ? "spec changed" : networkDrift(spec.facts, observedNetworkFacts(n)) ?? "spec changed")
   const removals = extras.map((n) =>
-    ctx.out.add(Action.RemoveNetwork({ ...common, id: `RemoveNetwork:${n.name}:${n.id.slice(0, 12)}`, cause: current === undefined ? "spec changed" : "duplicate network", after, networkId: n.id, replaced: current === undefined }))
+    ctx.out.add(Action.RemoveNetwork({ ...common, id: `RemoveNetwork:${n.name}:${n.id.slice(0, 12)}`, cause: current === undefined ? why(n) : "duplicate network", after, networkId: n.id, replaced: current === undefined }))
   )
   markRemoved(ctx, (i) => i.kind === "network" && extras.includes(i.n))
   if (current !== undefined) {
     ctx.out.add(Action.Unchanged({ ...common, id: `Unchanged:network:${spec.name}`, kind: "network", cause: "up to date", after: [] }))
     return undefined
   }
-  return ctx.out.add(Action.CreateNetwork({ ...common, id: `CreateNetwork:${spec.name}`, cause: found.length > 0 ? "spec changed" : "missing", after: removals, spec, replaces: found.length > 0 }))
+  return ctx.out.add(Action.CreateNetwork({ ...common, id: `CreateNetwork:${spec.name}`, cause: found.length > 0 ? why(found[0]!) : "missing", after: removals, spec, replaces: found.length > 0, subnets: ctx.subnets.get(spec.name) ?? [] }))
 }
+
+/** A live network as the fence sees it; a network listed without driver or options (an old snapshot) is taken at its word. */
+const observedNetworkFacts = (n: ObservedNetwork) => ({ driver: n.driver ?? "bridge", internal: n.internal, options: n.options ?? {} })
+
+/** Ours, as the spec has it, and fenced as it should be: labels alone are not trusted (rule 7). */
+const networkMatches = (spec: NetworkSpec, n: ObservedNetwork) =>
+  n.labels[BL.specHash] === spec.hash && networkDrift(spec.facts, observedNetworkFacts(n)) === undefined
 
 interface ContainerPlan {
   /** The id dependents wait for before they may start: the start action, if any. */
   readonly started: string | undefined
   readonly replacedOrCreated: boolean
+  /** Running and left as it is. */
+  readonly running: boolean
+  /** Set for a proxy left running: what it fences waits until it answers. */
+  readonly awaitReady?: AwaitReady
 }
 
 const planContainer = (
@@ -309,6 +360,8 @@ const planContainer = (
     readonly removedFor?: string
     readonly createAfter: ReadonlyArray<string>
     readonly startAfter: ReadonlyArray<string>
+    /** A proxy left running that must answer before this container starts. */
+    readonly awaitReady?: AwaitReady
   }
 ): ContainerPlan => {
   claim(ctx, (i) => i.kind === "container" && candidates.includes(i.c))
@@ -322,28 +375,30 @@ const planContainer = (
 
   let drift: string | undefined
   if (current !== undefined) {
-    const imageNow = ctx.images[spec.image]
+    const imageNow = ctx.images[normaliseImageRef(spec.image)]
     if (current.labels[BL.specHash] !== spec.hash) {
       const fields = changedFields(current.labels[BL.specFields], spec.fields)
       drift = current.labels[BL.specHash] === undefined ? "not made by bottle" : fields.length > 0 ? `spec changed: ${fields.join(", ")}` : "spec hash changed"
     } else if (imageNow !== undefined && imageNow !== current.imageId) drift = `image ${spec.image} changed (now ${imageNow.replace(/^sha256:/, "").slice(0, 12)})`
     else if (current.state === "dead" || current.state === "removing") drift = `container is ${current.state}`
+    // Rule 7: labels can be copied; what fences the container is compared as the Engine reports it.
+    else if (current.facts !== undefined) drift = fenceDrift(desiredFacts(spec.body, spec.connect, current.imageDefaults), current.facts)
   }
   if (current !== undefined && drift === undefined) {
     if (isRunning(current.state) || current.state === "paused") {
       ctx.out.add(Action.Unchanged({ ...common, id: `Unchanged:container:${spec.name}`, kind: "container", cause: current.state, after: [] }))
-      return { started: undefined, replacedOrCreated: false }
+      return { started: undefined, replacedOrCreated: false, running: isRunning(current.state) }
     }
-    const started = ctx.out.add(Action.StartContainer({ ...common, id: `StartContainer:${spec.name}`, cause: `stopped (${current.state})`, after: [...removeIds, ...opts.startAfter], created: false }))
-    return { started, replacedOrCreated: false }
+    const started = ctx.out.add(Action.StartContainer({ ...common, id: `StartContainer:${spec.name}`, cause: `stopped (${current.state})`, after: [...removeIds, ...opts.startAfter], created: false, spec, ...(opts.awaitReady ? { awaitReady: opts.awaitReady } : {}) }))
+    return { started, replacedOrCreated: false, running: false }
   }
   if (current !== undefined) {
     removeIds.push(ctx.out.add(Action.RemoveContainer({ ...common, id: `RemoveContainer:${spec.name}`, cause: drift!, after: [], containerId: current.id, replaced: true })))
     markRemoved(ctx, (i) => i.kind === "container" && i.c === current)
   }
   const created = ctx.out.add(Action.CreateContainer({ ...common, id: `CreateContainer:${spec.name}`, cause: drift ?? opts.removedFor ?? "missing", after: [...opts.createAfter, ...removeIds], spec, replaces: current !== undefined || opts.removedFor !== undefined }))
-  const started = ctx.out.add(Action.StartContainer({ ...common, id: `StartContainer:${spec.name}`, cause: "created", after: [created, ...opts.startAfter], created: true }))
-  return { started, replacedOrCreated: true }
+  const started = ctx.out.add(Action.StartContainer({ ...common, id: `StartContainer:${spec.name}`, cause: "created", after: [created, ...opts.startAfter], created: true, spec, ...(opts.awaitReady ? { awaitReady: opts.awaitReady } : {}) }))
+  return { started, replacedOrCreated: true, running: false }
 }
 
 const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof realiseDocker>, names: Names, sdId: string | undefined, moved: ReadonlyArray<string>) => {
@@ -364,7 +419,7 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
   )
 
   // A network that must be made anew takes its containers with it: they are removed first and recreated on the new one.
-  const networkChanges = r.networks.filter((spec) => !ctx.networks.some((n) => n.name === spec.name && n.labels[BL.specHash] === spec.hash))
+  const networkChanges = r.networks.filter((spec) => !ctx.networks.some((n) => n.name === spec.name && networkMatches(spec, n)))
   const candidatesFor = (spec: ContainerSpec) =>
     ctx.containers.filter((c) => bare(c.name) === spec.name ||
       (inProject(c.labels) && c.labels[Compose.service] === spec.service && !wantedNames.has(bare(c.name))))
@@ -392,21 +447,49 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
   }
 
   let previousStart: string | undefined
+  let awaitReady: AwaitReady | undefined
+  const starts: Array<string> = []
+  let agentRuns = false
   for (const spec of r.containers) {
     const p = planContainer(ctx, b.name, spec, forceReplace !== undefined ? [] : candidatesFor(spec), {
       ...(removedNames.has(spec.name) ? { removedFor: forceReplace! } : {}),
       createAfter: [...networkIds, ...(sdId ? [sdId] : []), ...preRemovals, ...moved],
-      // The agent starts once its proxy has: sidecars → agent.
-      startAfter: previousStart ? [previousStart] : []
+      // The agent starts once its proxy has (and answers): sidecars → agent.
+      startAfter: previousStart ? [previousStart] : [],
+      ...(awaitReady !== undefined ? { awaitReady } : {})
     })
-    if (p.started) previousStart = p.started
+    if (p.started) { previousStart = p.started; starts.push(p.started) }
+    // A proxy left running is asked to answer before the agent starts (a killed run may have started it moments ago).
+    awaitReady = spec.ready !== undefined && p.started === undefined && p.running ? { target: spec.name, port: spec.ready.port, image: spec.image } : undefined
+    if (spec.service === "agent") agentRuns = p.started !== undefined || p.running
   }
+  // Whatever was started is proven before apply calls it done; a bottle not touched is verified on demand (bottle verify).
+  if (starts.length > 0 && agentRuns) planVerify(ctx, b.name, r.verify, starts)
 }
 
-const planSmolBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof realiseSmolmachines>, machines: ReadonlyArray<ObservedMachine>, sdId: string | undefined, moved: ReadonlyArray<string>) => {
-  const netChanged = !ctx.networks.some((n) => n.name === r.network.name && n.labels[BL.specHash] === r.network.hash)
-  const candidates = ctx.containers.filter((c) => bare(c.name) === r.bundle.name)
-  const why = `network ${r.network.name} is made anew`
+const planVerify = (ctx: UpContext, bottle: string, spec: VerifySpec, after: ReadonlyArray<string>) =>
+  ctx.out.add(Action.VerifyBottle({ bottle, resource: spec.target, id: `VerifyBottle:${bottle}`, cause: "fence changed: prove it holds", after, spec }))
+
+const planSmolBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof realiseSmolmachines>, machines: ReadonlyArray<ObservedMachine>, names: Names, sdId: string | undefined, moved: ReadonlyArray<string>) => {
+  if (r.network === undefined || r.bundle === undefined) {
+    // No allow list: no proxy and no network. A bundle left from before goes (its machine is replaced: it had a network).
+    const bundleName = names.bundleContainer(b.name)
+    const netName = names.bundleNetwork(b.name)
+    const gone = ctx.containers.filter((c) => bare(c.name) === bundleName)
+    claim(ctx, (i) => i.kind === "container" && gone.includes(i.c))
+    markRemoved(ctx, (i) => i.kind === "container" && gone.includes(i.c))
+    const ids = gone.map((c) => ctx.out.add(Action.RemoveContainer({ bottle: b.name, resource: bare(c.name), id: `RemoveContainer:${bare(c.name)}`, cause: "egress.allow is empty: no proxy", after: [], containerId: c.id, replaced: false })))
+    const nets = ctx.networks.filter((n) => n.name === netName)
+    claim(ctx, (i) => i.kind === "network" && nets.includes(i.n))
+    markRemoved(ctx, (i) => i.kind === "network" && nets.includes(i.n))
+    for (const n of nets) ctx.out.add(Action.RemoveNetwork({ bottle: b.name, resource: n.name, id: `RemoveNetwork:${n.name}:${n.id.slice(0, 12)}`, cause: "egress.allow is empty: no network", after: ids, networkId: n.id, replaced: false }))
+    planMachine(ctx, b, r.machine, machines, { started: undefined, replacedOrCreated: false, running: false }, [...(sdId ? [sdId] : []), ...moved])
+    return
+  }
+  const network = r.network
+  const netChanged = !ctx.networks.some((n) => n.name === network.name && networkMatches(network, n))
+  const candidates = ctx.containers.filter((c) => bare(c.name) === r.bundle!.name)
+  const why = `network ${network.name} is made anew`
   // The bundle holds the network: it goes first when the network is made anew.
   const pre = netChanged
     ? candidates.map((c) => ctx.out.add(Action.RemoveContainer({ bottle: b.name, resource: bare(c.name), id: `RemoveContainer:${bare(c.name)}`, cause: why, after: [], containerId: c.id, replaced: true })))
@@ -415,21 +498,36 @@ const planSmolBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof r
     claim(ctx, (i) => i.kind === "container" && candidates.includes(i.c))
     markRemoved(ctx, (i) => i.kind === "container" && candidates.includes(i.c))
   }
-  const netId = planNetwork(ctx, b.name, r.network, pre)
-  const bundle = planContainer(ctx, b.name, r.bundle, netChanged ? [] : candidates, {
+  const netId = planNetwork(ctx, b.name, network, pre)
+  const planned = planContainer(ctx, b.name, r.bundle, netChanged ? [] : candidates, {
     ...(netChanged && candidates.length > 0 ? { removedFor: why } : {}),
     createAfter: [...(netId ? [netId] : []), ...(sdId ? [sdId] : []), ...pre],
     startAfter: []
   })
+  const ready = r.bundle.ready
+  const bundle = ready !== undefined && planned.started === undefined && planned.running
+    ? { ...planned, awaitReady: { target: r.bundle.name, port: ready.port, image: r.bundle.image } }
+    : planned
   planMachine(ctx, b, r.machine, machines, bundle, [...(sdId ? [sdId] : []), ...moved])
+}
+
+/** What fences a machine, as `smolvm machine ls --json` reports it, against the spec (rule 7). */
+const machineDrift = (spec: MachineSpec, m: ObservedMachine): string | undefined => {
+  if (m.image !== null && m.image !== undefined && normaliseImageRef(m.image) !== normaliseImageRef(spec.image)) return `drift: image is ${m.image} (want ${spec.image})`
+  if (m.cpus !== undefined && m.cpus !== spec.cpus) return `drift: cpus is ${m.cpus} (want ${spec.cpus})`
+  if (m.memoryMiB !== undefined && m.memoryMiB !== spec.memMiB) return `drift: memory is ${m.memoryMiB} MiB (want ${spec.memMiB})`
+  if (m.network !== undefined && m.network !== (spec.egress !== undefined)) return `drift: network is ${m.network ? "on" : "off"} (want ${spec.egress !== undefined ? "on, limited to its proxy" : "off"})`
+  if (m.mounts !== undefined && m.mounts !== spec.volumes.length) return `drift: ${m.mounts} mounts (want ${spec.volumes.length})`
+  if (m.ports !== undefined && m.ports !== 0) return `drift: ${m.ports} published ports (want none)`
+  return undefined
 }
 
 const planMachine = (ctx: UpContext, b: DesiredBottle, spec: MachineSpec, machines: ReadonlyArray<ObservedMachine>, bundle: ContainerPlan, createAfter: ReadonlyArray<string>) => {
   const m = machines.find((x) => x.name === spec.name)
   claim(ctx, (i) => i.kind === "machine" && i.m === m)
   const common = { bottle: b.name, resource: spec.name }
-  const bundleNow = ctx.containers.find((c) => bare(c.name) === spec.bundleContainer)
-  const ipNow = bundleNow?.ips[spec.bundleNetwork]
+  const bundleNow = spec.egress !== undefined ? ctx.containers.find((c) => bare(c.name) === spec.egress!.bundleContainer) : undefined
+  const ipNow = spec.egress !== undefined ? bundleNow?.ips[spec.egress.bundleNetwork] : undefined
   let drift: string | undefined
   if (m !== undefined) {
     if (m.labels[BL.specHash] !== spec.hash) {
@@ -437,6 +535,7 @@ const planMachine = (ctx: UpContext, b: DesiredBottle, spec: MachineSpec, machin
       drift = m.labels[BL.specHash] === undefined ? "not made by bottle" : fields.length > 0 ? `spec changed: ${fields.join(", ")}` : "spec hash changed"
     } else if (bundle.replacedOrCreated) drift = "its sidecar bundle is made anew (new address)"
     else if (ipNow !== undefined && m.labels[EGRESS_IP_LABEL] !== ipNow) drift = `bundle address changed (${m.labels[EGRESS_IP_LABEL] ?? "none"} → ${ipNow})`
+    else drift = machineDrift(spec, m)
   }
   const waitBundle = bundle.started ? [bundle.started] : []
   if (m !== undefined && drift === undefined) {
@@ -447,7 +546,7 @@ const planMachine = (ctx: UpContext, b: DesiredBottle, spec: MachineSpec, machin
     const stop = m.state === "unreachable"
       ? [ctx.out.add(Action.StopMachine({ ...common, id: `StopMachine:${spec.name}`, cause: "unreachable: restarting it", after: [], replaced: false }))]
       : []
-    ctx.out.add(Action.StartMachine({ ...common, id: `StartMachine:${spec.name}`, cause: `stopped (${m.state})`, after: [...stop, ...waitBundle], created: false }))
+    ctx.out.add(Action.StartMachine({ ...common, id: `StartMachine:${spec.name}`, cause: `stopped (${m.state})`, after: [...stop, ...waitBundle], created: false, ...(bundle.awaitReady ? { awaitReady: bundle.awaitReady } : {}) }))
     return
   }
   const removal: Array<string> = []
@@ -457,7 +556,7 @@ const planMachine = (ctx: UpContext, b: DesiredBottle, spec: MachineSpec, machin
     ctx.removed.add(ctx.all.find((i) => i.kind === "machine" && i.m === m)!)
   }
   const created = ctx.out.add(Action.CreateMachine({ ...common, id: `CreateMachine:${spec.name}`, cause: drift ?? "missing", after: [...removal, ...waitBundle, ...createAfter], spec, replaces: m !== undefined }))
-  ctx.out.add(Action.StartMachine({ ...common, id: `StartMachine:${spec.name}`, cause: "created", after: [created], created: true }))
+  ctx.out.add(Action.StartMachine({ ...common, id: `StartMachine:${spec.name}`, cause: "created", after: [created], created: true, ...(bundle.awaitReady ? { awaitReady: bundle.awaitReady } : {}) }))
 }
 
 /** Removes one group of leftovers in the order of rule 2: machines and agents, then sidecars, then networks and volumes. */

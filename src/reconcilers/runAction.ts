@@ -2,16 +2,20 @@
  * How each action is carried out on the live backends. No decisions about
  * what to do: only how, and which errors mean "already converged".
  */
+import { chmod, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises"
 import { FileSystem } from "@effect/platform"
 import { Data, Effect, Either, Schedule } from "effect"
 import { DockerEngine, type DockerError } from "../observers/DockerEngine.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
-import { Bottle as BL } from "../resources/labels.js"
-import { bottleNameProblem } from "../resources/names.js"
-import { proxyEnv } from "../resources/realise.js"
+import { readMetadata } from "../observers/stateObserver.js"
+import { readBoundedFile } from "../resources/hostPaths.js"
+import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
+import { bottleNameProblem, type Names } from "../resources/names.js"
+import { proxyEnv, type StateDirSpec } from "../resources/realise.js"
 import { EGRESS_IP_LABEL } from "../resources/realiseSmolmachines.js"
-import type { Action } from "./actions.js"
+import { Action, type AwaitReady } from "./actions.js"
 import type { RunAction } from "./execute.js"
+import { ProbeError, verdictText, verifyFence, waitReady, type Verdict } from "./verify.js"
 
 /** A state-dir operation refused or failed. */
 export class StateDirError extends Data.TaggedError("StateDirError")<{ readonly path: string; readonly detail: string }> {
@@ -20,12 +24,29 @@ export class StateDirError extends Data.TaggedError("StateDirError")<{ readonly 
   }
 }
 
-type RunError = DockerError | SmolvmError | StateDirError
+/** A fence that did not hold: the agent was stopped. */
+export class FenceBroken extends Data.TaggedError("FenceBroken")<{ readonly bottle: string; readonly detail: string }> {
+  override get message(): string {
+    return `${this.detail}; the agent was stopped, not left running unfenced`
+  }
+}
+
+type RunError = DockerError | SmolvmError | StateDirError | ProbeError | FenceBroken
 
 export interface RunnerOptions {
   /** Progress of image pulls and similar, for the person watching. */
   readonly log: (line: string) => void
+  readonly names: Names
+  /** The image probes run in when the bottle's own proxy image has no python (pipelock, or no proxy). */
+  readonly probeImage: string
+  /** The Engine runs on this host (a unix socket): verification also listens on the host's own addresses. */
+  readonly localEngine: boolean
+  /** Seconds a proxy may take to answer; past that its start fails and its agent is not started. */
+  readonly readySeconds: number
 }
+
+/** Where a bottle's last verification is kept (the agent cannot write there: only workspace/ is mounted read-write). */
+export const VERIFY_FILE = "verify.json"
 
 export const makeRunner = (opts: RunnerOptions) =>
   Effect.gen(function* () {
@@ -88,7 +109,14 @@ export const makeRunner = (opts: RunnerOptions) =>
     const createNetwork = (a: Extract<Action, { _tag: "CreateNetwork" }>) =>
       Effect.gen(function* () {
         const { name, hash } = a.spec
-        const made = yield* Effect.either(docker.createNetwork(a.spec.body))
+        // Each subnet in turn: one the Engine finds taken (a network made meanwhile, a bridge a crashed engine left) gives way to the next.
+        const bodies = a.subnets.length === 0 ? [a.spec.body] : a.subnets.map((subnet) => ({ ...a.spec.body, IPAM: { Driver: "default", Config: [{ Subnet: subnet }] } }))
+        let made = yield* Effect.either(docker.createNetwork(bodies[0]!))
+        for (const body of bodies.slice(1)) {
+          if (Either.isRight(made) || !/overlap|address.*(in use|already)|conflicts with/i.test(made.left.detail)) break
+          opts.log(`${name}: subnet ${(made.left.detail.match(/[0-9.]+\/[0-9]+/) ?? ["taken"])[0]} is taken on the Engine; trying the next`)
+          made = yield* Effect.either(docker.createNetwork(body))
+        }
         if (Either.isLeft(made) && made.left.reason !== "Conflict") return yield* Effect.fail(made.left)
         const ours = (yield* docker.listNetworks({ name: [name] }))
           .filter((n) => n.Name === name && n.Labels?.[BL.specHash] === hash)
@@ -99,39 +127,7 @@ export const makeRunner = (opts: RunnerOptions) =>
       })
 
     const ensureStateDir = (a: Extract<Action, { _tag: "EnsureStateDir" }>) =>
-      Effect.gen(function* () {
-        const { spec } = a
-        const err = fsError(spec.path)
-        // Never write through a symlink (or into a file) put where the state dir goes: it would land, and be mounted, elsewhere.
-        if (Either.isRight(yield* Effect.either(fs.readLink(spec.path)))) {
-          return yield* Effect.fail(new StateDirError({ path: spec.path, detail: "is a symlink; bottle will not write through it or mount it: move it away" }))
-        }
-        const info = yield* Effect.either(fs.stat(spec.path))
-        if (Either.isRight(info) && info.right.type !== "Directory") {
-          return yield* Effect.fail(new StateDirError({ path: spec.path, detail: "exists and is not a directory: move it away" }))
-        }
-        yield* fs.makeDirectory(spec.path, { recursive: true }).pipe(Effect.mapError(err))
-        for (const d of spec.dirs) yield* fs.makeDirectory(`${spec.path}/${d}`, { recursive: true }).pipe(Effect.mapError(err))
-        const write = (rel: string, content: string) => {
-          const target = `${spec.path}/${rel}`
-          const tmp = `${target}.tmp-${process.pid}`
-          return fs.writeFileString(tmp, content).pipe(Effect.zipRight(fs.rename(tmp, target)), Effect.mapError(err))
-        }
-        for (const [rel, content] of Object.entries(spec.files)) yield* write(rel, content)
-        const previous = yield* Effect.either(fs.readFileString(`${spec.path}/metadata.json`))
-        let createdAt = new Date().toISOString()
-        if (Either.isRight(previous)) {
-          try {
-            const p = JSON.parse(previous.right) as { createdAt?: unknown }
-            if (typeof p.createdAt === "string") createdAt = p.createdAt
-          } catch { /* rewritten below */ }
-        }
-        yield* write("metadata.json", `${JSON.stringify({ ...spec.metadata, createdAt }, null, 2)}\n`)
-        // A `.preserve` marker is only ever added: one placed by hand must survive `preserve: false`.
-        if (spec.preserve && !(yield* fs.exists(`${spec.path}/.preserve`).pipe(Effect.mapError(err)))) {
-          yield* fs.writeFileString(`${spec.path}/.preserve`, "kept by bottle: spec says preserve: true\n").pipe(Effect.mapError(err))
-        }
-      })
+      Effect.tryPromise({ try: () => writeStateDir(a.spec, opts.names.prefix), catch: (e) => (e instanceof StateDirError ? e : new StateDirError({ path: a.spec.path, detail: String((e as Error)?.message ?? e) })) })
 
     const removeStateDir = (a: Extract<Action, { _tag: "RemoveStateDir" }>) =>
       Effect.gen(function* () {
@@ -155,17 +151,76 @@ export const makeRunner = (opts: RunnerOptions) =>
     const createMachine = (a: Extract<Action, { _tag: "CreateMachine" }>) =>
       Effect.gen(function* () {
         const { spec } = a
-        const bundles = yield* docker.listContainers({ name: [spec.bundleContainer] })
-        const bundle = bundles.find((c) => c.Names.some((n) => n.replace(/^\//, "") === spec.bundleContainer))
-        const ip = bundle?.NetworkSettings?.Networks?.[spec.bundleNetwork]?.IPAddress
-        if (!ip) {
-          return yield* Effect.fail(new StateDirError({ path: spec.bundleContainer, detail: `sidecar bundle has no address on ${spec.bundleNetwork}; refusing to start a machine without its egress fence` }))
+        let ip: string | undefined
+        if (spec.egress !== undefined) {
+          const { bundleContainer, bundleNetwork } = spec.egress
+          const bundles = yield* docker.listContainers({ name: [bundleContainer] })
+          const bundle = bundles.find((c) => c.Names.some((n) => n.replace(/^\//, "") === bundleContainer))
+          ip = bundle?.NetworkSettings?.Networks?.[bundleNetwork]?.IPAddress
+          if (!ip) {
+            return yield* Effect.fail(new StateDirError({ path: bundleContainer, detail: `sidecar bundle has no address on ${bundleNetwork}; refusing to start a machine without its egress fence` }))
+          }
         }
-        yield* smolvm.create(spec, { allowCidr: `${ip}/32`, env: proxyEnv(ip), labels: { [EGRESS_IP_LABEL]: ip } }).pipe(
+        yield* smolvm.create(spec, { allowCidr: ip !== undefined ? `${ip}/32` : undefined, env: ip !== undefined ? proxyEnv(ip) : [], labels: ip !== undefined ? { [EGRESS_IP_LABEL]: ip } : {} }).pipe(
           Effect.catchIf((e) => e.reason === "AlreadyExists", (e) =>
             smolvm.list.pipe(Effect.flatMap((ms) => ms.some((m) => m.name === spec.name && m.labels[BL.specHash] === spec.hash) ? Effect.void : Effect.fail(e))))
         )
-        return `egress limited to ${ip}/32`
+        return ip !== undefined ? `egress limited to ${ip}/32` : "no network"
+      })
+
+    /** The image a probe of this bottle runs in: its own proxy image when that is mitmproxy's (python3 is there). */
+    const probeImageFor = (proxyImage: string | undefined) => (proxyImage !== undefined && /mitmproxy/i.test(proxyImage) ? proxyImage : opts.probeImage)
+
+    /**
+     * Starts a container. One the Engine can no longer start because of its own leftover state
+     * (after dockerd was killed: "task … already exists") is made anew from its spec. A proxy is
+     * started only once it answers: what waits on this start (its agent) must never run before.
+     */
+    /** Waits until a proxy left running answers (it may have been started moments ago by a run that was killed). */
+    const awaitProxy = (bottle: string, w: AwaitReady | undefined) =>
+      w === undefined
+        ? Effect.void
+        : waitReady({ names: opts.names, bottle, image: probeImageFor(w.image), target: w.target }, w.port, opts.readySeconds).pipe(
+          Effect.provideService(DockerEngine, docker),
+          Effect.asVoid
+        )
+
+    const startContainer = (a: Extract<Action, { _tag: "StartContainer" }>) =>
+      Effect.gen(function* () {
+        const { spec } = a
+        yield* awaitProxy(a.bottle ?? spec.bottle, a.awaitReady)
+        const started = yield* Effect.either(docker.startContainer(a.resource))
+        let note: string | undefined
+        if (Either.isLeft(started)) {
+          if (!/task .* already exists|already exists in task|OCI runtime create failed: .*exists/i.test(started.left.detail)) return yield* Effect.fail(started.left)
+          opts.log(`${a.resource}: the Engine kept a leftover task from a crash; making the container anew`)
+          yield* docker.removeContainer(a.resource).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void))
+          yield* createContainer(Action.CreateContainer({ ...a, id: `${a.id}:repair`, cause: "engine wreckage", spec, replaces: true }))
+          yield* docker.startContainer(a.resource)
+          note = "made anew: the Engine kept a leftover task"
+        }
+        if (spec.ready !== undefined) {
+          const ms = yield* waitReady({ names: opts.names, bottle: a.bottle ?? spec.bottle, image: probeImageFor(spec.image), target: a.resource }, spec.ready.port, opts.readySeconds).pipe(
+            Effect.provideService(DockerEngine, docker)
+          )
+          note = [note, `answering after ${ms} ms`].filter(Boolean).join("; ")
+        }
+        return note
+      })
+
+    const verifyBottle = (a: Extract<Action, { _tag: "VerifyBottle" }>) =>
+      Effect.gen(function* () {
+        const { spec } = a
+        const verdict = yield* verifyFence({ names: opts.names, bottle: spec.bottle, image: probeImageFor(spec.proxyImage), target: spec.target }, spec, opts.localEngine).pipe(
+          Effect.provideService(DockerEngine, docker)
+        )
+        yield* Effect.tryPromise(() => writeVerdict(spec.stateDir, verdict)).pipe(Effect.ignore)
+        if (!verdict.ok) {
+          // Never left running unfenced.
+          yield* docker.stopContainer(spec.target, 0).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void))
+          return yield* Effect.fail(new FenceBroken({ bottle: spec.bottle, detail: verdictText(verdict) }))
+        }
+        return verdictText(verdict)
       })
 
     const run = (a: Action): Effect.Effect<string | void, RunError> => {
@@ -173,15 +228,16 @@ export const makeRunner = (opts: RunnerOptions) =>
         case "CreateNetwork": return createNetwork(a)
         case "RemoveNetwork": return gone(docker.removeNetwork(a.networkId))
         case "CreateContainer": return createContainer(a)
-        case "StartContainer": return docker.startContainer(a.resource)
+        case "StartContainer": return startContainer(a)
         case "RemoveContainer": return gone(docker.removeContainer(a.containerId))
         case "RemoveVolume": return gone(docker.removeVolume(a.resource))
         case "CreateMachine": return createMachine(a)
-        case "StartMachine": return smolvm.start(a.resource)
+        case "StartMachine": return awaitProxy(a.bottle ?? a.resource, a.awaitReady).pipe(Effect.zipRight(smolvm.start(a.resource)))
         case "StopMachine": return gone(smolvm.stop(a.resource))
         case "DeleteMachine": return gone(smolvm.delete(a.resource))
         case "EnsureStateDir": return ensureStateDir(a)
         case "RemoveStateDir": return removeStateDir(a)
+        case "VerifyBottle": return verifyBottle(a)
         case "Unchanged":
         case "Blocked":
           return Effect.void
@@ -189,3 +245,74 @@ export const makeRunner = (opts: RunnerOptions) =>
     }
     return run satisfies RunAction
   })
+
+/**
+ * Writes a state dir as the spec has it. Never through a symlink (one put
+ * where a directory bottle writes goes would land the files, and the mounts,
+ * elsewhere); never over a state dir another install (or the older tool, for
+ * another prefix) wrote; directories bottle alone writes (`agent/`,
+ * `egress/`) hold exactly the spec's files afterwards.
+ */
+export const writeStateDir = async (spec: StateDirSpec, prefix: string): Promise<void> => {
+  const refuse = (path: string, detail: string): never => { throw new StateDirError({ path, detail }) }
+  const kind = async (p: string) => lstat(p).then((s) => (s.isSymbolicLink() ? "symlink" : s.isDirectory() ? "dir" : "other"), () => "none")
+  const root = spec.path
+  const rootKind = await kind(root)
+  if (rootKind === "symlink") refuse(root, "is a symlink; bottle will not write through it or mount it: move it away")
+  if (rootKind === "other") refuse(root, "exists and is not a directory: move it away")
+  const meta = await readBounded(`${root}/metadata.json`)
+  const previous = meta !== undefined ? readMetadata(meta) : undefined
+  if (previous?.managedBy === MANAGED_BY && previous.prefix !== undefined && previous.prefix !== prefix) {
+    refuse(root, `was written by a bottle install with prefix '${previous.prefix}'; bottle will not take it over`)
+  }
+  await mkdir(root, { recursive: true, mode: 0o700 })
+  for (const d of spec.dirs) {
+    const p = `${root}/${d.path}`
+    const k = await kind(p)
+    if (k === "symlink" || k === "other") refuse(p, `is a ${k === "symlink" ? "symlink" : "file"} where bottle keeps a directory: move it away`)
+    if (k === "none") await mkdir(p, { mode: d.mode })
+    await chmod(p, d.mode)
+  }
+  // Whatever bottle alone writes and the spec no longer has goes (a removed skill, a file planted there).
+  const wanted = new Set([...Object.keys(spec.files), ...spec.dirs.map((d) => d.path)])
+  const prune = async (rel: string): Promise<void> => {
+    for (const e of await readdir(`${root}/${rel}`, { withFileTypes: true })) {
+      const child = `${rel}/${e.name}`
+      if (!wanted.has(child)) await rm(`${root}/${child}`, { recursive: true, force: true })
+      else if (e.isDirectory()) await prune(child)
+    }
+  }
+  for (const m of spec.managed) if ((await kind(`${root}/${m}`)) === "dir") await prune(m)
+  for (const [rel, f] of Object.entries(spec.files)) {
+    const target = `${root}/${rel}`
+    if ((await kind(target)) === "symlink") await rm(target)
+    const tmp = `${target}.tmp-${process.pid}`
+    await writeFile(tmp, f.content, { mode: f.mode })
+    await chmod(tmp, f.mode)
+    await rename(tmp, target)
+  }
+  let createdAt = new Date().toISOString()
+  if (meta !== undefined) {
+    try {
+      const p = JSON.parse(meta) as { createdAt?: unknown }
+      if (typeof p.createdAt === "string" && p.createdAt.length < 64) createdAt = p.createdAt
+    } catch { /* rewritten below */ }
+  }
+  const tmp = `${root}/metadata.json.tmp-${process.pid}`
+  await writeFile(tmp, `${JSON.stringify({ ...spec.metadata, createdAt }, null, 2)}\n`, { mode: 0o644 })
+  await rename(tmp, `${root}/metadata.json`)
+  // A `.preserve` marker is only ever added: one placed by hand must survive `preserve: false`.
+  if (spec.preserve && (await kind(`${root}/.preserve`)) === "none") await writeFile(`${root}/.preserve`, "kept by bottle: spec says preserve: true\n")
+}
+
+/** Records a bottle's last verification in its state dir, for `bottle get`. */
+export const writeVerdict = async (stateDir: string, verdict: Verdict): Promise<void> => {
+  if ((await lstat(stateDir).catch(() => undefined))?.isDirectory() !== true) return
+  const tmp = `${stateDir}/${VERIFY_FILE}.tmp-${process.pid}`
+  await writeFile(tmp, `${JSON.stringify(verdict, null, 2)}\n`, { mode: 0o644 })
+  await rename(tmp, `${stateDir}/${VERIFY_FILE}`)
+}
+
+/** A small file's text, or undefined when it is missing or not a regular file. */
+const readBounded = (path: string): Promise<string | undefined> =>
+  Effect.runPromise(readBoundedFile(path, 64 * 1024).pipe(Effect.map((b) => b.toString("utf8")), Effect.orElseSucceed(() => undefined)))

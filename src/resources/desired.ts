@@ -1,6 +1,8 @@
-/** The desired world: bottles as the spec files ask for them, paths resolved. */
+/** The desired world: bottles as the spec files ask for them, host paths read. */
+import type { CopiedTree } from "./hostPaths.js"
 
 export type Backend = "docker" | "smolmachines"
+export type EgressProxy = "mitmproxy" | "pipelock"
 
 export interface DesiredResources {
   readonly cpus: number | undefined
@@ -19,9 +21,11 @@ export interface DesiredBottle {
   readonly env: Readonly<Record<string, string>>
   /** Prompt text (inline or read from promptFile), so a changed prompt file is a changed spec. */
   readonly prompt: string | undefined
-  /** Absolute paths of skill directories or files, mounted read-only. */
-  readonly skills: ReadonlyArray<string>
+  /** Skills as read from the host: copied into the state dir, never mounted from where they are. */
+  readonly skills: ReadonlyArray<CopiedTree>
+  /** `egress.allow` as written (checked by the spec; see egressRules.ts for its one meaning). Empty: no proxy, no way out. */
   readonly egressAllow: ReadonlyArray<string>
+  readonly egressProxy: EgressProxy
   readonly resources: DesiredResources
   readonly preserve: boolean
   /** Per-bottle egress image override (spec.sidecars.egress.image). */
@@ -34,6 +38,9 @@ export const DEFAULT_PIDS = 1024
 export const DEFAULT_MEMORY_BYTES = 4 * 1024 ** 3
 
 const UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }
+
+/** More than any machine bottle runs on: a typo, refused in the spec rather than at the Engine. */
+export const MAX_MEMORY_BYTES = 1024 * 1024 ** 3
 
 /** Docker refuses a memory limit under 6 MiB. */
 export const MIN_MEMORY_BYTES = 6 * 1024 ** 2

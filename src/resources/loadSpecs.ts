@@ -6,6 +6,7 @@
 import { FileSystem, Path } from "@effect/platform"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, parseMemory, type DesiredBottle } from "./desired.js"
+import { formatBytes, hostPathProblem, readBoundedFile, readTree, realPathOf, type CopiedTree, type HostContext } from "./hostPaths.js"
 import { MAX_SPEC_BYTES, nearest, parseSpecText, pathText, type ParsedDocument } from "./parseDocuments.js"
 import { BottleDocument } from "./spec.js"
 import { SpecError, type SpecProblem } from "./specError.js"
@@ -33,6 +34,34 @@ const mergeAlternatives = <I extends { readonly path: ReadonlyArray<PropertyKey>
   return out
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false })
+/** The text of a file, or undefined when it is not UTF-8 (a leading BOM is dropped). */
+const decodeUtf8 = (bytes: Uint8Array): string | undefined => {
+  try {
+    return utf8.decode(bytes)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The real path of a host path a spec names, or why it is refused: missing,
+ * or (symlinks resolved) a system directory, an engine socket, bottle's own
+ * state or a place credentials live.
+ */
+const checkedHostPath = (target: string, host: HostContext) =>
+  realPathOf(target).pipe(
+    Effect.map((real): string | { readonly message: string } => {
+      const why = hostPathProblem(real, host)
+      return why === undefined ? real : { message: `${target}${real !== target ? ` (${real})` : ""} ${why}` }
+    }),
+    Effect.catchAll((e) => Effect.succeed({ message: `${e.path} ${e.detail}` }))
+  )
+
+/** A message quotes the value it refused: a huge one is cut, so the error stays readable. */
+const MAX_MESSAGE = 300
+const shorten = (m: string) => (m.length > MAX_MESSAGE ? `${m.slice(0, MAX_MESSAGE)}… (${m.length - MAX_MESSAGE} more characters)` : m)
+
 /** Decodes one parsed document; pure. */
 export const decodeDocument = (
   file: string,
@@ -48,12 +77,22 @@ export const decodeDocument = (
   return Either.left(
     issues.map((issue) => {
       const pos = nearest(doc.positions, issue.path) ?? doc.position
-      return { file, ...pos, field: pathText(issue.path), message: issue.message }
+      return { file, ...pos, field: pathText(issue.path), message: shorten(issue.message) }
     })
   )
 }
 
-export const loadSpecs = (inputs: ReadonlyArray<string>, set: string) =>
+/** The most prompt text bottle reads from a promptFile. */
+export const MAX_PROMPT_BYTES = 1024 * 1024
+
+/** What loading needs to know of the host: where paths may not lead, and what a bottle can have. */
+export interface LoadContext extends HostContext {
+  /** The host's memory and CPUs, when the engine runs here: a bottle cannot have more. */
+  readonly memoryBytes: number | undefined
+  readonly cpus: number | undefined
+}
+
+export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: LoadContext) =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -77,14 +116,11 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string) =>
     const bottles: Array<DesiredBottle> = []
     const seen = new Map<string, { file: string; line: number }>()
     for (const file of files) {
-      const info = yield* Effect.either(fs.stat(file))
-      if (Either.isRight(info) && Number(info.right.size) > MAX_SPEC_BYTES) {
-        problem(file, `file is ${info.right.size} bytes; spec files are limited to ${MAX_SPEC_BYTES}`, 0, 0)
-        continue
-      }
-      const read = yield* Effect.either(fs.readFileString(file))
-      if (Either.isLeft(read)) { problem(file, `cannot read: ${read.left.message}`, 0, 0); continue }
-      const text = read.right
+      // A regular file, read up to the limit whatever stat says: never a device, a FIFO or a socket.
+      const read = yield* Effect.either(readBoundedFile(file, MAX_SPEC_BYTES))
+      if (Either.isLeft(read)) { problem(file, `cannot read: ${read.left.detail}`, 0, 0); continue }
+      const text = decodeUtf8(read.right)
+      if (text === undefined) { problem(file, "is not UTF-8 text", 0, 0); continue }
       const parsed = parseSpecText(file, text)
       if (parsed._tag === "Err") { problems.push(...parsed.problems); continue }
       if (parsed.documents.length === 0) problem(file, "holds no bottle documents")
@@ -112,21 +148,44 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string) =>
           const p = at(["spec", "promptFile"])
           problem(file, "give prompt or promptFile, not both", p.line, p.column, "spec.promptFile")
         } else if (b.spec.promptFile !== undefined) {
-          const target = path.resolve(dir, b.spec.promptFile)
-          const read = yield* Effect.either(fs.readFileString(target))
           const p = at(["spec", "promptFile"])
-          if (Either.isLeft(read)) problem(file, `cannot read prompt file ${target}`, p.line, p.column, "spec.promptFile")
-          else prompt = read.right
+          const checked = yield* checkedHostPath(path.resolve(dir, b.spec.promptFile), host)
+          if (typeof checked !== "string") problem(file, `prompt file ${checked.message}`, p.line, p.column, "spec.promptFile")
+          else {
+            const read = yield* Effect.either(readBoundedFile(checked, MAX_PROMPT_BYTES))
+            const text = Either.isRight(read) ? decodeUtf8(read.right) : undefined
+            if (Either.isLeft(read)) problem(file, `prompt file ${read.left.path} ${read.left.detail}`, p.line, p.column, "spec.promptFile")
+            else if (text === undefined) problem(file, `prompt file ${checked} is not UTF-8 text`, p.line, p.column, "spec.promptFile")
+            else prompt = text
+          }
         }
-        const skills: Array<string> = []
+        const skills: Array<CopiedTree> = []
         for (const [i, s] of (b.spec.skills ?? []).entries()) {
-          const target = path.resolve(dir, s)
-          const exists = yield* fs.exists(target).pipe(Effect.orElseSucceed(() => false))
           const p = at(["spec", "skills", i])
-          if (!exists) problem(file, `skill path ${target} does not exist`, p.line, p.column, `spec.skills[${i}]`)
-          else skills.push(target)
+          const checked = yield* checkedHostPath(path.resolve(dir, s), host)
+          if (typeof checked !== "string") { problem(file, `skill ${checked.message}`, p.line, p.column, `spec.skills[${i}]`); continue }
+          const tree = yield* Effect.either(readTree(checked))
+          if (Either.isLeft(tree)) problem(file, `skill ${tree.left.path} ${tree.left.detail}`, p.line, p.column, `spec.skills[${i}]`)
+          else skills.push(tree.right)
         }
         const r = b.spec.resources
+        const memoryBytes = r?.memory !== undefined ? parseMemory(r.memory) : DEFAULT_MEMORY_BYTES
+        if (r?.memory !== undefined && host.memoryBytes !== undefined && memoryBytes > host.memoryBytes) {
+          const p = at(["spec", "resources", "memory"])
+          problem(file, `${r.memory} is more than this host has (${formatBytes(host.memoryBytes)})`, p.line, p.column, "spec.resources.memory")
+        }
+        if (r?.cpus !== undefined && host.cpus !== undefined && r.cpus > host.cpus) {
+          const p = at(["spec", "resources", "cpus"])
+          problem(file, `${r.cpus} is more CPUs than this host has (${host.cpus})`, p.line, p.column, "spec.resources.cpus")
+        }
+        const allow = b.spec.egress?.allow ?? []
+        if (b.spec.egress?.proxy === "pipelock") {
+          const ported = allow.findIndex((e) => /:[0-9]+$/.test(e))
+          if (ported >= 0) {
+            const p = at(["spec", "egress", "allow", ported])
+            problem(file, "pipelock cannot limit an allowed host to a port: use the default proxy (mitmproxy), or drop the port", p.line, p.column, `spec.egress.allow[${ported}]`)
+          }
+        }
         bottles.push({
           name,
           set,
@@ -137,10 +196,11 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string) =>
           env: { ...b.spec.env },
           prompt,
           skills,
-          egressAllow: b.spec.egress?.allow ?? [],
+          egressAllow: allow,
+          egressProxy: b.spec.egress?.proxy ?? "mitmproxy",
           resources: {
             cpus: r?.cpus,
-            memoryBytes: r?.memory !== undefined ? parseMemory(r.memory) : DEFAULT_MEMORY_BYTES,
+            memoryBytes,
             pids: r?.pids ?? DEFAULT_PIDS
           },
           preserve: b.spec.preserve ?? false,

@@ -1,4 +1,5 @@
 /** The live world as observers saw it: a snapshot, possibly partial. */
+import type { FenceFacts, ImageDefaults } from "./fence.js"
 
 export type ContainerState = "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead" | (string & {})
 
@@ -11,6 +12,10 @@ export interface ObservedContainer {
   readonly imageId: string
   /** IPv4 address on each attached network, by network name. */
   readonly ips: Readonly<Record<string, string>>
+  /** What fences it, as the Engine reports it (src/resources/fence.ts); undefined when it was not inspected. */
+  readonly facts?: FenceFacts | undefined
+  /** The defaults its image supplies, when the image could be inspected. */
+  readonly imageDefaults?: ImageDefaults | undefined
 }
 
 export interface ObservedNetwork {
@@ -18,6 +23,10 @@ export interface ObservedNetwork {
   readonly name: string
   readonly labels: Readonly<Record<string, string>>
   readonly internal: boolean
+  readonly driver?: string
+  readonly options?: Readonly<Record<string, string>>
+  /** IPAM subnets and gateways, as configured. */
+  readonly subnets?: ReadonlyArray<{ readonly subnet: string; readonly gateway: string | undefined }>
 }
 
 export interface ObservedVolume {
@@ -32,9 +41,21 @@ export interface ObservedMachine {
   readonly state: MachineState
   readonly labels: Readonly<Record<string, string>>
   readonly image: string | null
+  /** As `smolvm machine ls --json` reports them (undefined when a release leaves them out): compared for drift. */
+  readonly cpus?: number | undefined
+  readonly memoryMiB?: number | undefined
+  readonly network?: boolean | undefined
+  readonly mounts?: number | undefined
+  readonly ports?: number | undefined
 }
 
 export interface StateDirMetadata {
+  /** `bottle` when bottle wrote it. */
+  readonly managedBy?: string
+  /** The prefix of the install that wrote it. */
+  readonly prefix?: string
+  /** For a state dir the older tool (claude-bottle / bot-bottle, in Python) wrote: its compose project, which starts with its prefix. */
+  readonly legacyProject?: string
   readonly name?: string
   readonly backend?: string
   readonly set?: string
@@ -49,6 +70,8 @@ export interface ObservedStateDir {
   readonly metadata: StateDirMetadata | undefined
   /** A `.preserve` entry of any kind (file, directory, symlink, even dangling). */
   readonly preserve: boolean
+  /** The bottle's last verification (verify.json), if it has one that reads. */
+  readonly verdict?: { readonly ok: boolean; readonly at: string; readonly failed: ReadonlyArray<string> } | undefined
 }
 
 /** An entry under `state/` that is not a bottle's state dir: reported, never touched. */
@@ -62,7 +85,9 @@ export interface DockerSnapshot {
   readonly containers: ReadonlyArray<ObservedContainer>
   readonly networks: ReadonlyArray<ObservedNetwork>
   readonly volumes: ReadonlyArray<ObservedVolume>
-  /** Image reference (`repo:tag`) → image id, for what is present locally. */
+  /** Every container carrying bottle's labels, whatever its prefix: liveness counts other installs' bottles too. */
+  readonly anyPrefix?: ReadonlyArray<ObservedContainer>
+  /** Image reference (normalised, see imageRef.ts) → image id, for what is present locally. */
   readonly images: Readonly<Record<string, string>>
 }
 

@@ -28,6 +28,10 @@ export const pathText = (path: ReadonlyArray<PropertyKey>): string =>
 export const MAX_SPEC_BYTES = 1024 * 1024
 /** Nodes one document may expand to (aliases included): stops alias bombs. */
 const MAX_NODES = 10_000
+/** Nesting a bottle spec never needs; deeper input is refused before it can exhaust the stack. */
+export const MAX_DEPTH = 32
+/** The YAML 1.2 core schema's tags: anything else (`!!python/object`, `!custom`) is refused. */
+const CORE_TAGS = new Set(["str", "int", "float", "bool", "null", "map", "seq"].map((t) => `tag:yaml.org,2002:${t}`))
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"])
 /** Plain scalars that YAML 1.1 reads as booleans but YAML 1.2 as strings. */
 const YAML11_BOOL = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$/
@@ -44,19 +48,37 @@ const parseYamlText = (file: string, text: string): ParseResult => {
     const p = lineCounter.linePos(offset ?? 0)
     return { line: p.line, column: p.col }
   }
-  const docs = parseAllDocuments(text, {
-    lineCounter,
-    merge: false,
-    uniqueKeys: true,
-    strict: true,
-    prettyErrors: false,
-    version: "1.2"
-  })
+  // The parser recurses once per level of flow nesting: refuse deep nesting before it runs out of stack.
+  const deep = flowDepthProblem(text)
+  if (deep !== undefined) {
+    const before = text.slice(0, deep.offset)
+    const line = before.split("\n").length
+    return { _tag: "Err", problems: [{ file, line, column: deep.offset - before.lastIndexOf("\n"), field: "", message: deep.message }] }
+  }
+  let docs: ReturnType<typeof parseAllDocuments>
+  try {
+    docs = parseAllDocuments(text, {
+      lineCounter,
+      merge: false,
+      uniqueKeys: true,
+      strict: true,
+      prettyErrors: false,
+      version: "1.2"
+    })
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e
+    return { _tag: "Err", problems: [{ file, line: 1, column: 1, field: "", message: `YAML: nested too deeply to read (at most ${MAX_DEPTH} levels)` }] }
+  }
   const list = Array.isArray(docs) ? docs : [docs]
   const documents: Array<ParsedDocument> = []
   for (const doc of list) {
     // Unresolved tags are reported below with their field path.
     const issues = [...doc.errors, ...doc.warnings.filter((w) => w.code !== "TAG_RESOLVE_FAILED")]
+    // The parser ran out of stack (nesting deeper than any spec needs): one problem, not a cascade of them.
+    const exhausted = issues.find((e) => /Maximum call stack/i.test(e.message))
+    if (exhausted !== undefined) {
+      return { _tag: "Err", problems: [{ file, ...at(exhausted.pos[0]), field: "", message: `YAML: nested too deeply to read (at most ${MAX_DEPTH} levels)` }] }
+    }
     for (const e of issues) {
       const pos = at(e.pos[0])
       problems.push({ file, ...pos, field: "", message: `YAML: ${firstLine(e.message)}` })
@@ -65,19 +87,32 @@ const parseYamlText = (file: string, text: string): ParseResult => {
     if (doc.contents === null) continue // an empty document, e.g. after a trailing `---`
     const positions = new Map<string, Position>()
     let nodes = 0
+    /** The nodes being expanded on the way down: an alias to one of them is a cycle. */
+    const expanding = new Set<unknown>()
     const toValue = (node: unknown, path: Array<PropertyKey>): unknown => {
       if (++nodes > MAX_NODES) throw new Refusal(path, `document expands to more than ${MAX_NODES} values (alias bomb?)`)
+      if (path.length > MAX_DEPTH) throw new Refusal(path.slice(0, MAX_DEPTH), `nested more than ${MAX_DEPTH} levels deep`)
       if (isAlias(node)) {
         const target = node.resolve(doc)
         if (target === undefined) throw new Refusal(path, `unknown alias *${node.source}`)
+        if (expanding.has(target)) throw new Refusal(path, `alias *${node.source} refers to a node that contains it (a recursive alias)`)
         return toValue(target, path)
       }
       const n = node as YamlNode
       // A field's position is its key's, when it has one: that is where an editor should point.
       if (n.range && !positions.has(pathKey(path))) positions.set(pathKey(path), at(n.range[0]))
-      if (n.tag !== undefined && !n.tag.startsWith("tag:yaml.org,2002:")) {
-        throw new Refusal(path, `custom YAML tag ${n.tag} is not allowed`)
+      if (n.tag !== undefined && !CORE_TAGS.has(n.tag)) {
+        throw new Refusal(path, `YAML tag ${n.tag.replace(/^tag:yaml\.org,2002:/, "!!")} is not allowed (only plain values, lists and mappings)`)
       }
+      if (!isMap(node) && !isSeq(node)) return convert(node, path)
+      expanding.add(node)
+      try {
+        return convert(node, path)
+      } finally {
+        expanding.delete(node)
+      }
+    }
+    const convert = (node: unknown, path: Array<PropertyKey>): unknown => {
       if (isMap(node)) {
         const out: Record<string, unknown> = {}
         for (const pair of node.items) {
@@ -125,11 +160,12 @@ const parseYamlText = (file: string, text: string): ParseResult => {
 const parseTomlText = (file: string, text: string): ParseResult => {
   let value: unknown
   try {
-    value = parseToml(text)
+    value = parseToml(text, { maxDepth: MAX_DEPTH })
   } catch (e) {
     if (e instanceof TomlError) {
       return { _tag: "Err", problems: [{ file, line: e.line, column: e.column, field: "", message: `TOML: ${firstLine(e.message)}` }] }
     }
+    if (e instanceof RangeError) return { _tag: "Err", problems: [{ file, line: 1, column: 1, field: "", message: `TOML: nested too deeply to read (at most ${MAX_DEPTH} levels)` }] }
     throw e
   }
   const positions = new Map<string, Position>()
@@ -178,6 +214,37 @@ const findTomlKey = (lines: ReadonlyArray<string>, path: ReadonlyArray<PropertyK
     if (keys.length > 1 && new RegExp(`(^|[\\s{,.])${escape(last)}\\s*=`).test(line) && line.includes(keys[keys.length - 2]!)) {
       return { line: i + 1, column: line.search(new RegExp(escape(last))) + 1 }
     }
+  }
+  return undefined
+}
+
+/**
+ * Where flow collections (`[`, `{`) nest deeper than MAX_DEPTH, found by a
+ * scan that skips quoted strings and comments. Block nesting costs the parser
+ * no recursion per level and is bounded by the converter's depth check.
+ */
+const flowDepthProblem = (text: string): { readonly offset: number; readonly message: string } | undefined => {
+  let depth = 0
+  let quote: string | undefined
+  let comment = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!
+    if (comment) { if (c === "\n") comment = false; continue }
+    if (quote !== undefined) {
+      if (quote === '"' && c === "\\") i++
+      else if (c === quote) quote = undefined
+      continue
+    }
+    if (c === '"' || c === "'") {
+      // A quote only opens a string at the start of a value, not inside a word (it's).
+      const prev = i === 0 ? " " : text[i - 1]!
+      if (/[\s\[{,:]/.test(prev)) quote = c
+      continue
+    }
+    if (c === "#" && (i === 0 || /\s/.test(text[i - 1]!))) { comment = true; continue }
+    if (c === "[" || c === "{") {
+      if (++depth > MAX_DEPTH) return { offset: i, message: `YAML: nested more than ${MAX_DEPTH} levels deep` }
+    } else if ((c === "]" || c === "}") && depth > 0) depth--
   }
   return undefined
 }

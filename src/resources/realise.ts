@@ -1,17 +1,25 @@
 /**
  * What a desired bottle means on the Docker backend: the exact networks,
- * containers and state dir bottle will create, with their hashes. Pure.
+ * containers and state dir bottle will create, with their hashes, and how
+ * its fence is verified. Pure.
  */
 import { stringify } from "yaml"
 import type { DesiredBottle } from "./desired.js"
+import { EGRESS_ADDON, EGRESS_ADDON_FILE, EGRESS_POLICY_FILE, type EgressPolicy } from "./egressAddon.js"
+import { parseAllowList, type AllowRule } from "./egressRules.js"
+import type { NetworkFacts } from "./fence.js"
 import { fieldHashes, hashOf } from "./hash.js"
 import { Bottle as BL, COMPOSE_VERSION_LABEL, Compose, MANAGED_BY } from "./labels.js"
 import type { DockerService, Names, NetworkRole } from "./names.js"
 
-/** pipelock's published image: the egress proxy when nothing overrides it. */
-export const DEFAULT_EGRESS_IMAGE = "ghcr.io/luckypipewrench/pipelock:3.5.0"
+/** mitmproxy's published image: the default egress proxy (and the image probes run in). */
+export const DEFAULT_MITMPROXY_IMAGE = "mitmproxy/mitmproxy:12.2.1"
+/** pipelock's published image, for `egress.proxy: pipelock`. */
+export const DEFAULT_PIPELOCK_IMAGE = "ghcr.io/luckypipewrench/pipelock:2.3.0"
 export const EGRESS_PORT = 8888
 export const EGRESS_ALIAS = "egress"
+/** Where the agent finds its prompt and skills: the state dir's `agent/`, read-only. */
+export const AGENT_MOUNT = "/bottle"
 
 export interface RealiseContext {
   readonly names: Names
@@ -19,6 +27,8 @@ export interface RealiseContext {
   readonly stateRoot: string
   /** Host-wide egress image (`BOTTLE_EGRESS_IMAGE`), if set. */
   readonly egressImage: string | undefined
+  /** `uid:gid` the mitmproxy proxy runs as: the user running bottle, who owns the files it reads (its CA key among them). */
+  readonly proxyUser: string
 }
 
 export interface NetworkSpec {
@@ -26,8 +36,30 @@ export interface NetworkSpec {
   readonly name: string
   readonly role: NetworkRole
   readonly hash: string
+  /** What the live network must look like, whatever its labels say. */
+  readonly facts: NetworkFacts
   /** Engine API `POST /networks/create` body. */
   readonly body: Readonly<Record<string, unknown>>
+}
+
+/** A readiness check run before what depends on a container starts. */
+export interface ReadySpec {
+  /** The port that must accept a connection (and answer HTTP) inside the container's network namespace. */
+  readonly port: number
+}
+
+/** Engine API `POST /containers/create` body, as far as bottle sets it. */
+export interface ContainerBody {
+  readonly Image: string
+  readonly Cmd?: ReadonlyArray<string>
+  readonly Entrypoint?: ReadonlyArray<string>
+  readonly User?: string
+  readonly Env?: ReadonlyArray<string>
+  readonly WorkingDir?: string
+  readonly Hostname?: string
+  readonly Labels?: Readonly<Record<string, string>>
+  readonly HostConfig: Readonly<Record<string, unknown>>
+  readonly NetworkingConfig?: { readonly EndpointsConfig?: Readonly<Record<string, { readonly Aliases?: ReadonlyArray<string> }>> }
 }
 
 export interface ContainerSpec {
@@ -37,10 +69,17 @@ export interface ContainerSpec {
   readonly image: string
   readonly hash: string
   readonly fields: string
-  /** Engine API `POST /containers/create` body. */
-  readonly body: Readonly<Record<string, unknown>>
+  readonly body: ContainerBody
   /** Networks to connect after create (API 1.41 attaches only one at create time). */
   readonly connect: ReadonlyArray<{ readonly network: string; readonly aliases: ReadonlyArray<string> }>
+  /** Set for the egress proxy: what depends on it waits until it answers. */
+  readonly ready?: ReadySpec
+}
+
+/** A file bottle writes into a state dir: text or bytes, with its mode. */
+export interface StateFile {
+  readonly content: string | Uint8Array
+  readonly mode: number
 }
 
 export interface StateDirSpec {
@@ -48,10 +87,40 @@ export interface StateDirSpec {
   readonly path: string
   readonly specHash: string
   readonly preserve: boolean
-  readonly metadata: { readonly name: string; readonly backend: string; readonly set: string; readonly specHash: string }
-  /** Files under the state dir, relative path → content. */
-  readonly files: Readonly<Record<string, string>>
-  readonly dirs: ReadonlyArray<string>
+  readonly metadata: StateMetadata
+  /** Files under the state dir, relative path → content and mode. */
+  readonly files: Readonly<Record<string, StateFile>>
+  /** Directories to make, with their modes, parents first. */
+  readonly dirs: ReadonlyArray<{ readonly path: string; readonly mode: number }>
+  /** Directories bottle alone writes: whatever else is in them is removed. */
+  readonly managed: ReadonlyArray<string>
+}
+
+/** `metadata.json`: what makes a state dir bottle's, and whose. */
+export interface StateMetadata {
+  readonly managedBy: typeof MANAGED_BY
+  readonly prefix: string
+  readonly name: string
+  readonly backend: string
+  readonly set: string
+  readonly specHash: string
+}
+
+/** How to prove a bottle's fence from inside its agent's network namespace. */
+export interface VerifySpec {
+  readonly bottle: string
+  /** The container whose network namespace is probed. */
+  readonly target: string
+  /** The proxy the agent should reach (undefined: no proxy, no way out at all). */
+  readonly proxy: { readonly host: string; readonly port: number } | undefined
+  /** The bottle's networks, whose gateways must be unreachable. */
+  readonly networks: ReadonlyArray<string>
+  /** Names that must not resolve from inside. */
+  readonly dnsNames: ReadonlyArray<string>
+  /** The proxy's image (probes run in it when it is mitmproxy's), if the bottle has a proxy. */
+  readonly proxyImage: string | undefined
+  /** Where the verdict is kept. */
+  readonly stateDir: string
 }
 
 export interface DockerBottle {
@@ -60,6 +129,7 @@ export interface DockerBottle {
   /** In start order: sidecars first, agent last. */
   readonly containers: ReadonlyArray<ContainerSpec>
   readonly stateDir: StateDirSpec
+  readonly verify: VerifySpec
 }
 
 export const bottleLabels = (b: DesiredBottle): Record<string, string> => ({
@@ -69,32 +139,97 @@ export const bottleLabels = (b: DesiredBottle): Record<string, string> => ({
   [BL.backend]: b.backend
 })
 
-/** pipelock's config for one bottle: strict mode, only the allowed domains. */
-export const renderEgressConfig = (b: DesiredBottle): string =>
-  `# Rendered by bottle for '${b.name}' from spec.egress.allow; rewritten on every apply.\n` +
-  stringify({
-    version: 1,
-    mode: "strict",
-    api_allowlist: [...b.egressAllow],
-    fetch_proxy: { listen: `0.0.0.0:${EGRESS_PORT}` },
-    forward_proxy: { enabled: true }
-  })
+const PRIVATE = 0o600
+const PRIVATE_DIR = 0o700
+const PUBLIC = 0o644
+const PUBLIC_DIR = 0o755
+
+/**
+ * pipelock's config for one bottle, rendering egress.allow's one meaning as
+ * closely as pipelock can: its `*.d` also matches `d`, so `d` is blocked
+ * unless a rule allows it; it cannot limit ports (the spec refuses ports
+ * with pipelock). Its defaults that break agents are raised: 60 requests a
+ * minute per domain, tunnels cut at 300 s or 120 s idle; its stats leave the
+ * port the agent uses.
+ */
+export const renderPipelockConfig = (b: DesiredBottle, rules: ReadonlyArray<AllowRule>): string => {
+  const exact = new Set(rules.filter((r) => !r.wildcard).map((r) => r.domain))
+  const blocked = [...new Set(rules.filter((r) => r.wildcard && !exact.has(r.domain)).map((r) => r.domain))]
+  return `# Rendered by bottle for '${b.name}' from spec.egress.allow; rewritten on every apply.\n` +
+    stringify({
+      version: 1,
+      mode: "strict",
+      api_allowlist: [...new Set(rules.map((r) => (r.wildcard ? `*.${r.domain}` : r.domain)))],
+      fetch_proxy: {
+        listen: `0.0.0.0:${EGRESS_PORT}`,
+        monitoring: { max_requests_per_minute: 1_000_000, ...(blocked.length > 0 ? { blocklist: blocked } : {}) }
+      },
+      forward_proxy: { enabled: true, max_tunnel_seconds: 86_400, idle_timeout_seconds: 3_600, sni_verification: true },
+      metrics_listen: "127.0.0.1:9090",
+      logging: { format: "json", output: "stdout", include_allowed: true, include_blocked: true },
+      sentry: { enabled: false }
+    })
+}
+
+/** The mitmproxy addon's policy for one bottle. */
+export const renderEgressPolicy = (b: DesiredBottle, rules: ReadonlyArray<AllowRule>): EgressPolicy => ({
+  bottle: b.name,
+  rules: rules.map((r) => ({ entry: r.entry, domain: r.domain, wildcard: r.wildcard, ports: [...r.ports] })),
+  inject: []
+})
 
 export const stateDirPath = (ctx: RealiseContext, bottle: string) => `${ctx.stateRoot}/${bottle}`
 
+/** The files of the egress proxy's config dir (`egress/`, mounted read-only at /config in the proxy). */
+const egressFiles = (b: DesiredBottle, rules: ReadonlyArray<AllowRule>): Record<string, StateFile> => {
+  if (rules.length === 0) return {}
+  if (b.egressProxy === "pipelock") return { "egress/pipelock.yaml": { content: renderPipelockConfig(b, rules), mode: PUBLIC } }
+  return {
+    [`egress/${EGRESS_ADDON_FILE}`]: { content: EGRESS_ADDON, mode: PRIVATE },
+    [`egress/${EGRESS_POLICY_FILE}`]: { content: `${JSON.stringify(renderEgressPolicy(b, rules), null, 2)}\n`, mode: PRIVATE }
+  }
+}
+
+/** The files the agent reads (`agent/`, mounted read-only at /bottle): the prompt and copies of the skills. */
+const agentFiles = (b: DesiredBottle): Record<string, StateFile> => {
+  const files: Record<string, StateFile> = {}
+  if (b.prompt !== undefined) files["agent/prompt.md"] = { content: b.prompt, mode: PUBLIC }
+  b.skills.forEach((s, i) => {
+    for (const f of s.files) files[`agent/skills/${skillDir(i, s.source)}/${f.path}`] = { content: f.content, mode: f.executable ? 0o755 : PUBLIC }
+  })
+  return files
+}
+
+const skillDir = (i: number, source: string) => `${i}-${source.replace(/\/+$/, "").split("/").pop() || "skill"}`
+
+/** What of a desired bottle the agent sees through its files: hashed by content, never by the bytes themselves. */
+const agentContent = (b: DesiredBottle) => ({ prompt: b.prompt ?? null, skills: b.skills.map((s) => s.hash) })
+
 /** Everything but what depends on the backend: the state dir. */
-export const realiseStateDir = (b: DesiredBottle, ctx: RealiseContext, extraFiles: Record<string, string> = {}): StateDirSpec => {
-  const files: Record<string, string> = { "egress/pipelock.yaml": renderEgressConfig(b), ...extraFiles }
-  if (b.prompt !== undefined) files["prompt.md"] = b.prompt
-  const specHash = hashOf({ ...b, source: undefined, set: undefined })
+export const realiseStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDirSpec => {
+  const rules = parseAllowList(b.egressAllow)
+  const files: Record<string, StateFile> = { ...egressFiles(b, rules), ...agentFiles(b) }
+  const specHash = hashOf({ ...b, skills: agentContent(b).skills, source: undefined, set: undefined })
+  const publicEgress = b.egressProxy === "pipelock"
+  const dirs = [
+    { path: "workspace", mode: PUBLIC_DIR },
+    { path: "agent", mode: PUBLIC_DIR },
+    ...(b.skills.length > 0 ? [{ path: "agent/skills", mode: PUBLIC_DIR }] : []),
+    ...b.skills.flatMap((s, i) => [
+      { path: `agent/skills/${skillDir(i, s.source)}`, mode: PUBLIC_DIR },
+      ...s.dirs.map((d) => ({ path: `agent/skills/${skillDir(i, s.source)}/${d}`, mode: PUBLIC_DIR }))
+    ]),
+    { path: "egress", mode: publicEgress ? PUBLIC_DIR : PRIVATE_DIR }
+  ]
   return {
     bottle: b.name,
     path: stateDirPath(ctx, b.name),
     specHash,
     preserve: b.preserve,
-    metadata: { name: b.name, backend: b.backend, set: b.set, specHash },
+    metadata: { managedBy: MANAGED_BY, prefix: ctx.names.prefix, name: b.name, backend: b.backend, set: b.set, specHash },
     files,
-    dirs: ["workspace", "egress"]
+    dirs,
+    managed: ["agent", "egress"]
   }
 }
 
@@ -103,31 +238,73 @@ export const proxyEnv = (host: string): ReadonlyArray<string> => {
   return [`HTTPS_PROXY=${url}`, `HTTP_PROXY=${url}`, `https_proxy=${url}`, `http_proxy=${url}`, "NO_PROXY=localhost,127.0.0.1", "no_proxy=localhost,127.0.0.1"]
 }
 
-export const egressImageFor = (b: DesiredBottle, ctx: RealiseContext) => b.egressImage ?? ctx.egressImage ?? DEFAULT_EGRESS_IMAGE
+export const egressImageFor = (b: DesiredBottle, ctx: RealiseContext) =>
+  b.egressImage ?? ctx.egressImage ?? (b.egressProxy === "pipelock" ? DEFAULT_PIPELOCK_IMAGE : DEFAULT_MITMPROXY_IMAGE)
 
 const HARDENING = { CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges:true"] } as const
+
+/** The egress proxy's image, command and config mount, for either proxy. */
+export const egressContainer = (b: DesiredBottle, ctx: RealiseContext, stateDir: StateDirSpec) => {
+  const image = egressImageFor(b, ctx)
+  const configHash = hashOf(Object.entries(stateDir.files).filter(([k]) => k.startsWith("egress/")).map(([k, f]) => [k, typeof f.content === "string" ? f.content : Buffer.from(f.content).toString("base64")])).slice(0, 16)
+  const common = {
+    Image: image,
+    // The config text is part of the hash, so a changed allow list replaces the proxy.
+    HostConfig: {
+      ...HARDENING,
+      PidsLimit: 256,
+      Memory: 256 * 1024 ** 2,
+      MemorySwap: 256 * 1024 ** 2,
+      ReadonlyRootfs: true,
+      Tmpfs: { "/tmp": "rw,nosuid,nodev,size=64m" },
+      Binds: [`${stateDir.path}/egress:/config:ro`],
+      RestartPolicy: { Name: "unless-stopped" }
+    }
+  }
+  if (b.egressProxy === "pipelock") {
+    return {
+      ...common,
+      Cmd: ["run", "--listen", `0.0.0.0:${EGRESS_PORT}`, "--config", "/config/pipelock.yaml"],
+      Env: [`BOTTLE_EGRESS_CONFIG_HASH=${configHash}`]
+    }
+  }
+  return {
+    ...common,
+    Entrypoint: ["mitmdump"],
+    Cmd: [
+      "--quiet", "--mode", "regular", "--listen-host", "0.0.0.0", "--listen-port", String(EGRESS_PORT),
+      // Nothing is connected before the addon has decided; its CA lives in tmpfs, made fresh at each start.
+      "--set", "connection_strategy=lazy", "--set", "confdir=/tmp/mitmproxy",
+      "-s", `/config/${EGRESS_ADDON_FILE}`
+    ],
+    User: ctx.proxyUser,
+    Env: [`BOTTLE_EGRESS_CONFIG_HASH=${configHash}`, `BOTTLE_EGRESS_POLICY=/config/${EGRESS_POLICY_FILE}`, "HOME=/tmp"]
+  }
+}
 
 export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext): DockerBottle => {
   const n = ctx.names
   const project = n.project(b.name)
   const stateDir = realiseStateDir(b, ctx)
   const common = bottleLabels(b)
+  const fenced = b.egressAllow.length > 0
 
   const network = (role: NetworkRole): NetworkSpec => {
     const name = n.network(b.name, role)
-    const config = {
-      Name: name,
-      Driver: "bridge",
-      Internal: role === "internal",
+    const facts: NetworkFacts = {
+      driver: "bridge",
+      internal: role === "internal",
       // The host keeps no address on the internal bridge, so the agent cannot reach host services through the gateway.
-      Options: role === "internal" ? { "com.docker.network.bridge.inhibit_ipv4": "true" } : {}
+      options: role === "internal" ? { "com.docker.network.bridge.inhibit_ipv4": "true" } : {}
     }
+    const config = { Name: name, Driver: facts.driver, Internal: facts.internal, Options: facts.options }
     const hash = hashOf(config)
     return {
       bottle: b.name,
       name,
       role,
       hash,
+      facts,
       body: {
         ...config,
         CheckDuplicate: true,
@@ -136,13 +313,15 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext): DockerBott
     }
   }
   const internal = network("internal")
-  const egressNet = network("egress")
+  // An empty allow list: no proxy and no egress network at all.
+  const egressNet = fenced ? network("egress") : undefined
 
   const container = (
     service: DockerService,
     fields: Record<string, unknown>,
-    body: Record<string, unknown>,
-    connect: ContainerSpec["connect"]
+    body: ContainerBody,
+    connect: ContainerSpec["connect"],
+    ready?: ReadySpec
   ): ContainerSpec => {
     const hash = hashOf({ body, connect })
     const fieldsLabel = fieldHashes(fields)
@@ -150,10 +329,11 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext): DockerBott
       bottle: b.name,
       name: n.container(b.name, service),
       service,
-      image: body["Image"] as string,
+      image: body.Image,
       hash,
       fields: fieldsLabel,
       connect,
+      ...(ready !== undefined ? { ready } : {}),
       body: {
         ...body,
         Labels: {
@@ -171,41 +351,34 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext): DockerBott
     }
   }
 
-  const egressImage = egressImageFor(b, ctx)
-  const egressConfig = stateDir.files["egress/pipelock.yaml"]
-  const egress = container(
-    "egress",
-    { image: egressImage, "egress.allow": egressConfig },
-    {
-      Image: egressImage,
-      Cmd: ["run", "--listen", `0.0.0.0:${EGRESS_PORT}`, "--config", "/config/pipelock.yaml"],
-      Hostname: EGRESS_ALIAS,
-      // The config text is part of the hash, so a changed allow list replaces the proxy.
-      Env: [`BOTTLE_EGRESS_CONFIG_HASH=${hashOf(egressConfig).slice(0, 16)}`],
-      HostConfig: {
-        ...HARDENING,
-        PidsLimit: 256,
-        Memory: 256 * 1024 ** 2,
-        Binds: [`${stateDir.path}/egress:/config:ro`],
-        NetworkMode: internal.name,
-        RestartPolicy: { Name: "unless-stopped" }
+  const containers: Array<ContainerSpec> = []
+  if (egressNet !== undefined) {
+    const e = egressContainer(b, ctx, stateDir)
+    containers.push(container(
+      "egress",
+      { image: e.Image, proxy: b.egressProxy, "egress.allow": b.egressAllow },
+      {
+        ...e,
+        Hostname: EGRESS_ALIAS,
+        HostConfig: { ...e.HostConfig, NetworkMode: internal.name },
+        NetworkingConfig: { EndpointsConfig: { [internal.name]: { Aliases: [EGRESS_ALIAS] } } }
       },
-      NetworkingConfig: { EndpointsConfig: { [internal.name]: { Aliases: [EGRESS_ALIAS] } } }
-    },
-    [{ network: egressNet.name, aliases: [EGRESS_ALIAS] }]
-  )
+      [{ network: egressNet.name, aliases: [EGRESS_ALIAS] }],
+      { port: EGRESS_PORT }
+    ))
+  }
 
-  const binds = [`${stateDir.path}/workspace:/workspace`]
-  if (b.prompt !== undefined) binds.push(`${stateDir.path}/prompt.md:/bottle/prompt.md:ro`)
-  b.skills.forEach((s, i) => binds.push(`${s}:/bottle/skills/${i}-${basename(s)}:ro`))
+  const workdir = b.workdir ?? "/workspace"
+  const binds = [`${stateDir.path}/workspace:${workdir}`, `${stateDir.path}/agent:${AGENT_MOUNT}:ro`]
   const env = [
     ...Object.keys(b.env).sort().map((k) => `${k}=${b.env[k]}`),
     `BOTTLE_NAME=${b.name}`,
-    ...(b.prompt !== undefined ? ["BOTTLE_PROMPT_FILE=/bottle/prompt.md"] : []),
+    ...(b.prompt !== undefined ? [`BOTTLE_PROMPT_FILE=${AGENT_MOUNT}/prompt.md`] : []),
+    ...(b.skills.length > 0 ? [`BOTTLE_SKILLS_DIR=${AGENT_MOUNT}/skills`] : []),
     // Last, so the spec cannot point the agent around its proxy.
-    ...proxyEnv(EGRESS_ALIAS)
+    ...(fenced ? proxyEnv(EGRESS_ALIAS) : [])
   ]
-  const agent = container(
+  containers.push(container(
     "agent",
     {
       image: b.image,
@@ -213,13 +386,14 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext): DockerBott
       workdir: b.workdir ?? null,
       env: b.env,
       prompt: b.prompt ?? null,
-      skills: b.skills,
-      resources: b.resources
+      skills: agentContent(b).skills,
+      resources: b.resources,
+      proxy: fenced
     },
     {
       Image: b.image,
       ...(b.command !== undefined ? { Cmd: [...b.command] } : {}),
-      WorkingDir: b.workdir ?? "/workspace",
+      WorkingDir: workdir,
       Hostname: b.name,
       Env: env,
       HostConfig: {
@@ -235,8 +409,25 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext): DockerBott
       NetworkingConfig: { EndpointsConfig: { [internal.name]: { Aliases: ["agent"] } } }
     },
     []
-  )
-  return { bottle: b, networks: [internal, egressNet], containers: [egress, agent], stateDir }
+  ))
+  const rules = parseAllowList(b.egressAllow)
+  return {
+    bottle: b,
+    networks: egressNet !== undefined ? [internal, egressNet] : [internal],
+    containers,
+    stateDir,
+    verify: {
+      bottle: b.name,
+      target: n.container(b.name, "agent"),
+      proxy: fenced ? { host: EGRESS_ALIAS, port: EGRESS_PORT } : undefined,
+      networks: egressNet !== undefined ? [internal.name, egressNet.name] : [internal.name],
+      dnsNames: dnsNamesFor(rules),
+      proxyImage: fenced ? egressImageFor(b, ctx) : undefined,
+      stateDir: stateDir.path
+    }
+  }
 }
 
-const basename = (p: string) => p.replace(/\/+$/, "").split("/").pop() ?? "skill"
+/** Names that must not resolve inside a bottle: a well-known one, and the exact hosts the bottle is allowed (through its proxy only). */
+export const dnsNamesFor = (rules: ReadonlyArray<AllowRule>): ReadonlyArray<string> =>
+  [...new Set(["example.com", ...rules.filter((r) => !r.wildcard).map((r) => r.domain).slice(0, 3)])]

@@ -4,12 +4,14 @@
  * way out is the bundle's address. Pure.
  */
 import type { DesiredBottle } from "./desired.js"
+import type { NetworkFacts } from "./fence.js"
 import { fieldHashes, hashOf } from "./hash.js"
 import { Bottle as BL } from "./labels.js"
 import {
+  AGENT_MOUNT,
   bottleLabels,
   EGRESS_PORT,
-  egressImageFor,
+  egressContainer,
   realiseStateDir,
   type ContainerSpec,
   type NetworkSpec,
@@ -32,15 +34,15 @@ export interface MachineSpec {
   readonly workdir: string
   readonly labels: Readonly<Record<string, string>>
   readonly hash: string
-  /** The bundle container whose address on `bundleNetwork` becomes the machine's only allowed CIDR. */
-  readonly bundleContainer: string
-  readonly bundleNetwork: string
+  /** The bundle whose address on its network becomes the machine's only allowed CIDR; undefined: no network at all. */
+  readonly egress: { readonly bundleContainer: string; readonly bundleNetwork: string } | undefined
 }
 
 export interface SmolBottle {
   readonly bottle: DesiredBottle
-  readonly network: NetworkSpec
-  readonly bundle: ContainerSpec
+  /** The bundle and its network; both absent when the allow list is empty (the machine gets no network). */
+  readonly network: NetworkSpec | undefined
+  readonly bundle: ContainerSpec | undefined
   readonly machine: MachineSpec
   readonly stateDir: StateDirSpec
 }
@@ -49,58 +51,50 @@ export const realiseSmolmachines = (b: DesiredBottle, ctx: RealiseContext): Smol
   const n = ctx.names
   const stateDir = realiseStateDir(b, ctx)
   const common = bottleLabels(b)
+  const fenced = b.egressAllow.length > 0
   const netName = n.bundleNetwork(b.name)
-  const netConfig = { Name: netName, Driver: "bridge", Internal: false, Options: {} }
+  const facts: NetworkFacts = { driver: "bridge", internal: false, options: {} }
+  const netConfig = { Name: netName, Driver: facts.driver, Internal: facts.internal, Options: facts.options }
   const netHash = hashOf(netConfig)
   const network: NetworkSpec = {
     bottle: b.name,
     name: netName,
     role: "egress",
     hash: netHash,
+    facts,
     body: { ...netConfig, CheckDuplicate: true, Labels: { ...common, [BL.specHash]: netHash } }
   }
 
-  const egressImage = egressImageFor(b, ctx)
-  const egressConfig = stateDir.files["egress/pipelock.yaml"]
-  const bundleBody = {
-    Image: egressImage,
-    Cmd: ["run", "--listen", `0.0.0.0:${EGRESS_PORT}`, "--config", "/config/pipelock.yaml"],
-    Hostname: "sidecars",
-    Env: [`BOTTLE_EGRESS_CONFIG_HASH=${hashOf(egressConfig).slice(0, 16)}`],
-    HostConfig: {
-      CapDrop: ["ALL"],
-      SecurityOpt: ["no-new-privileges:true"],
-      PidsLimit: 256,
-      Memory: 256 * 1024 ** 2,
-      Binds: [`${stateDir.path}/egress:/config:ro`],
-      NetworkMode: netName,
-      RestartPolicy: { Name: "unless-stopped" }
-    }
-  }
+  const e = egressContainer(b, ctx, stateDir)
+  const bundleBody = { ...e, Hostname: "sidecars", HostConfig: { ...e.HostConfig, NetworkMode: netName } }
   const bundleHash = hashOf({ body: bundleBody, connect: [] })
-  const bundleFields = fieldHashes({ image: egressImage, "egress.allow": egressConfig })
+  const bundleFields = fieldHashes({ image: e.Image, proxy: b.egressProxy, "egress.allow": b.egressAllow })
   const bundle: ContainerSpec = {
     bottle: b.name,
     name: n.bundleContainer(b.name),
     service: "egress",
-    image: egressImage,
+    image: e.Image,
     hash: bundleHash,
     fields: bundleFields,
     connect: [],
+    // The machine starts only once its proxy answers.
+    ready: { port: EGRESS_PORT },
     body: { ...bundleBody, Labels: { ...common, [BL.specHash]: bundleHash, [BL.specFields]: bundleFields } }
   }
 
+  const workdir = b.workdir ?? "/workspace"
   const env = [
     ...Object.keys(b.env).sort().map((k) => `${k}=${b.env[k]}`),
     `BOTTLE_NAME=${b.name}`,
-    ...(b.prompt !== undefined ? ["BOTTLE_PROMPT_FILE=/bottle/prompt.md"] : [])
+    ...(b.prompt !== undefined ? [`BOTTLE_PROMPT_FILE=${AGENT_MOUNT}/prompt.md`] : []),
+    ...(b.skills.length > 0 ? [`BOTTLE_SKILLS_DIR=${AGENT_MOUNT}/skills`] : [])
   ]
-  const volumes = [`${stateDir.path}/workspace:/workspace`, ...(b.prompt !== undefined ? [`${stateDir.path}/prompt.md:/bottle/prompt.md:ro`] : [])]
-  b.skills.forEach((s, i) => volumes.push(`${s}:/bottle/skills/${i}-${s.replace(/\/+$/, "").split("/").pop()}:ro`))
+  const volumes = [`${stateDir.path}/workspace:${workdir}`, `${stateDir.path}/agent:${AGENT_MOUNT}:ro`]
   const cpus = Math.max(1, Math.ceil(b.resources.cpus ?? 2))
   const memMiB = Math.max(128, Math.floor(b.resources.memoryBytes / 1024 ** 2))
-  const fields = { image: b.image, env: b.env, prompt: b.prompt ?? null, skills: b.skills, resources: b.resources, workdir: b.workdir ?? null, command: b.command ?? null }
-  const machineHash = hashOf({ image: b.image, cpus, memMiB, env, volumes, workdir: b.workdir ?? "/workspace", command: b.command ?? null })
+  const skills = b.skills.map((s) => s.hash)
+  const fields = { image: b.image, env: b.env, prompt: b.prompt ?? null, skills, resources: b.resources, workdir: b.workdir ?? null, command: b.command ?? null, network: fenced }
+  const machineHash = hashOf({ image: b.image, cpus, memMiB, env, volumes, workdir, command: b.command ?? null, skills, network: fenced })
   const machine: MachineSpec = {
     bottle: b.name,
     name: n.machine(b.name),
@@ -109,11 +103,10 @@ export const realiseSmolmachines = (b: DesiredBottle, ctx: RealiseContext): Smol
     memMiB,
     env,
     volumes,
-    workdir: b.workdir ?? "/workspace",
+    workdir,
     labels: { ...common, [BL.specHash]: machineHash, [BL.specFields]: fieldHashes(fields) },
     hash: machineHash,
-    bundleContainer: bundle.name,
-    bundleNetwork: netName
+    egress: fenced ? { bundleContainer: bundle.name, bundleNetwork: netName } : undefined
   }
-  return { bottle: b, network, bundle, machine, stateDir }
+  return { bottle: b, network: fenced ? network : undefined, bundle: fenced ? bundle : undefined, machine, stateDir }
 }

@@ -4,7 +4,9 @@
  */
 import { Schema } from "effect"
 import { BOTTLE_NAME_MAX, bottleNameProblem } from "./names.js"
-import { MIN_MEMORY_BYTES, parseMemory } from "./desired.js"
+import { MAX_MEMORY_BYTES, MIN_MEMORY_BYTES, parseMemory } from "./desired.js"
+import { parseAllowEntry } from "./egressRules.js"
+import { parseImageRef } from "./imageRef.js"
 
 export const BottleName = Schema.String.pipe(
   Schema.filter((s) => {
@@ -19,12 +21,13 @@ const EnvName = Schema.String.pipe(
   Schema.filter((s) => !["__proto__", "constructor", "prototype"].includes(s) || `'${s}' is not allowed as a key`)
 )
 
-/** A domain or a `*.`-wildcard domain, as pipelock's allow list takes them. */
-const Domain = Schema.String.pipe(
-  Schema.pattern(/^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i, {
-    message: () => "expected a domain such as api.anthropic.com or *.github.com"
-  }),
-  Schema.annotations({ identifier: "Domain" })
+/** `host`, `*.domain`, either with an optional `:port`: the one meaning of src/resources/egressRules.ts. */
+const AllowEntry = Schema.String.pipe(
+  Schema.filter((s) => {
+    const r = parseAllowEntry(s)
+    return typeof r === "string" ? `'${s.length > 80 ? `${s.slice(0, 80)}…` : s}': ${r}` : true
+  }, { jsonSchema: { pattern: "^(\\*\\.)?[A-Za-z0-9.-]+\\.?(:[0-9]{1,5})?$" } }),
+  Schema.annotations({ identifier: "AllowEntry", description: "host (that host only), *.domain (its subdomains, not itself), optional :port (default 443 and 80)" })
 )
 
 /** Memory as Docker writes it: bytes, or a number with b, k, m or g. */
@@ -33,24 +36,37 @@ export const Memory = Schema.String.pipe(
   // Docker reads 0 as "no limit" and refuses less than 6 MiB: either would be a surprise at apply time.
   // (A refinement only sees what the pattern let through, so parseMemory cannot throw here.)
   Schema.filter((s) => parseMemory(s) >= MIN_MEMORY_BYTES || "must be at least 6m (Docker's smallest limit; 0 would mean no limit at all)"),
+  Schema.filter((s) => parseMemory(s) <= MAX_MEMORY_BYTES || "is more memory than any machine bottle runs on has (at most 1024g)"),
   Schema.annotations({ identifier: "Memory" })
 )
 
 const ImageRef = Schema.String.pipe(
-  Schema.pattern(/^[a-z0-9][a-zA-Z0-9._\-/:@]*$/, { message: () => "expected an image reference such as claude-bottle:latest" })
+  Schema.filter((s) => {
+    const r = parseImageRef(s)
+    return typeof r === "string" ? `image reference ${r}` : true
+  }, { jsonSchema: { maxLength: 512 } }),
+  Schema.annotations({ identifier: "ImageRef", description: "an image reference such as claude-bottle:latest" })
 )
 
+/** Linux's largest pid_max: more pids than a kernel can hand out is a typo. */
+const MAX_PIDS = 4_194_304
+
 const Resources = Schema.Struct({
-  cpus: Schema.optional(Schema.Number.pipe(Schema.positive(), Schema.lessThanOrEqualTo(1024))),
+  cpus: Schema.optional(Schema.Number.pipe(
+    Schema.filter((n) => (Number.isFinite(n) && n >= 0.01) || "must be at least 0.01 (Docker's smallest CPU share)"),
+    Schema.lessThanOrEqualTo(1024)
+  )),
   memory: Schema.optional(Memory),
-  pids: Schema.optional(Schema.Int.pipe(Schema.positive()))
-})
+  pids: Schema.optional(Schema.Int.pipe(Schema.positive(), Schema.lessThanOrEqualTo(MAX_PIDS)))
+}).annotations({ identifier: "a mapping of cpus, memory and pids" })
 
 const Egress = Schema.Struct({
-  allow: Schema.Array(Domain)
-})
+  allow: Schema.Array(AllowEntry),
+  /** mitmproxy (default) or pipelock. */
+  proxy: Schema.optional(Schema.Literal("mitmproxy", "pipelock"))
+}).annotations({ identifier: "a mapping of allow and proxy" })
 
-const SidecarOverride = Schema.Struct({ image: ImageRef })
+const SidecarOverride = Schema.Struct({ image: ImageRef }).annotations({ identifier: "a mapping with image" })
 
 export const BottleSpecBody = Schema.Struct({
   backend: Schema.optionalWith(Schema.Literal("docker", "smolmachines"), { default: () => "docker" as const }),
@@ -64,13 +80,13 @@ export const BottleSpecBody = Schema.Struct({
   egress: Schema.optional(Egress),
   resources: Schema.optional(Resources),
   preserve: Schema.optional(Schema.Boolean),
-  sidecars: Schema.optional(Schema.Struct({ egress: Schema.optional(SidecarOverride) }))
-})
+  sidecars: Schema.optional(Schema.Struct({ egress: Schema.optional(SidecarOverride) }).annotations({ identifier: "a mapping of sidecars (egress)" }))
+}).annotations({ identifier: "a mapping of bottle fields" })
 
 export const BottleDocument = Schema.Struct({
   apiVersion: Schema.Literal("bottle/v1"),
   kind: Schema.Literal("Bottle"),
-  metadata: Schema.Struct({ name: BottleName }),
+  metadata: Schema.Struct({ name: BottleName }).annotations({ identifier: "a mapping with name" }),
   spec: BottleSpecBody
 }).annotations({ identifier: "Bottle", title: "bottle spec", description: "One bottle: an agent sandbox and the sidecars that fence it in." })
 

@@ -24,7 +24,7 @@ describe.skipIf(!available)("bad input changes nothing", () => {
     ["wrong type", `${head("good")}  resources: { pids: many }\n`, ":7:16: spec.resources.pids: Expected number"],
     ["bad name", head("Bad_Name"), ":4:3: metadata.name: bottle name 'Bad_Name' must be an RFC 1123 label"],
     ["duplicate name", `${head("twin")}---\n${head("twin")}`, ":11:3: metadata.name: duplicate bottle name 'twin'"],
-    ["missing promptFile", `${head("good")}  promptFile: ./missing.md\n`, ":7:3: spec.promptFile: cannot read prompt file"],
+    ["missing promptFile", `${head("good")}  promptFile: ./missing.md\n`, ":7:3: spec.promptFile: prompt file "],
     ["coerced value", `${head("good")}  env: { A: 010, B: on }\n`, ":7:10: spec.env.A: '010' is ambiguous"]
   ]
   for (const [what, text, fragment] of cases) {
@@ -73,7 +73,8 @@ describe.skipIf(!available)("bad input changes nothing", () => {
     const r = bottle(env, "diff", "-f", file, "-o", "json")
     expect(r.status).toBe(1)
     const plan = JSON.parse(r.stdout)
-    expect(plan.summary).toEqual({ add: 5, change: 0, destroy: 0, blocked: 0, unchanged: 0 })
+    // No egress.allow: no proxy and no egress network, only the state dir, the internal network and the agent.
+    expect(plan.summary).toEqual({ add: 3, change: 0, destroy: 0, blocked: 0, unchanged: 0 })
     expect(plan.actions[0]).toMatchObject({ type: "EnsureStateDir", bottle: "jsonned", kind: "state dir", cause: "missing" })
   })
 })

@@ -31,7 +31,8 @@ describe.skipIf(!available)("reconcile --prune on a host full of leftovers", () 
   const prefix = uniquePrefix("clean")
   const home = mkdtempSync(join(tmpdir(), "bottle-home-"))
   const outside = mkdtempSync(join(tmpdir(), "bottle-outside-"))
-  const env = { BOTTLE_PREFIX: prefix, BOTTLE_HOME: home, BOTTLE_EGRESS_IMAGE: EGRESS_IMAGE, BOTTLE_SMOLVM: "/nonexistent/smolvm" }
+  // This host plays one the older tool used: its label-less leftovers carry the prefix, so the prefix is declared a legacy one.
+  const env = { BOTTLE_PREFIX: prefix, BOTTLE_HOME: home, BOTTLE_EGRESS_IMAGE: EGRESS_IMAGE, BOTTLE_SMOLVM: "/nonexistent/smolvm", BOTTLE_LEGACY_PREFIXES: prefix }
   const foreign = { container: `keep-${prefix}-db`, network: `keep-${prefix}-net`, volume: `keep-${prefix}-vol` }
 
   beforeAll(() => {
@@ -56,12 +57,16 @@ describe.skipIf(!available)("reconcile --prune on a host full of leftovers", () 
     docker("network", "create", foreign.network)
     docker("volume", "create", foreign.volume)
     run(foreign.container, { "com.docker.compose.project": "someone-else" }, foreign.network)
-    // 5. state dirs: orphans, protected ones, and odd entries.
-    stateDir(home, "orphan", { name: "orphan", set: "default" })
+    // 5. state dirs: orphans (the older tool's and bottle's own), protected ones, ones bottle never made, and odd entries.
+    stateDir(home, "orphan", { agent_name: "researcher", identity: "orphan", compose_project: `${prefix}-orphan-m3hxd`, backend: "docker" })
+    stateDir(home, "orphan-new", { managedBy: "bottle", prefix, name: "orphan-new", set: "default" })
     stateDir(home, "orphan-no-meta", undefined)
-    stateDir(home, "kept-file", {}, "file")
-    stateDir(home, "kept-dir", {}, "dir")
-    stateDir(home, "kept-dangling", {}, "dangling")
+    stateDir(home, "notes", undefined)
+    stateDir(home, "other-install", { managedBy: "bottle", prefix: `${prefix}-dev`, name: "other-install", set: "default" })
+    const kept = { managedBy: "bottle", prefix, set: "default" }
+    stateDir(home, "kept-file", kept, "file")
+    stateDir(home, "kept-dir", kept, "dir")
+    stateDir(home, "kept-dangling", kept, "dangling")
     writeFileSync(join(home, "state", "a plain file"), "x")
     mkdirSync(join(home, "state", "name with spaces"))
     writeFileSync(join(outside, "precious"), "do not delete")
@@ -82,13 +87,27 @@ describe.skipIf(!available)("reconcile --prune on a host full of leftovers", () 
     const kinds: ReadonlyArray<[string, string]> = [
       ["container", `${prefix}-legacy-agent-1`], ["network", `${prefix}-legacy_default`], ["volume", `${prefix}-legacy_data`],
       ["container", `${prefix}-older_agent_1`], ["container", `${prefix}-stray-agent`], ["container", `${prefix}-stray-created`],
-      ["network", `${prefix}-straynet`], ["container", `${prefix}-sidecars-vm1`], ["network", `${prefix}-bundle-vm1`], ["state dir", `${home}/state/orphan`]
+      ["network", `${prefix}-straynet`], ["container", `${prefix}-sidecars-vm1`], ["network", `${prefix}-bundle-vm1`], ["state dir", `${home}/state/orphan`],
+      ["state dir", `${home}/state/orphan-new`]
     ]
     // Each one a destroy line of its own, naming kind and resource exactly.
     for (const [kind, name] of kinds) expect(lines.some((l) => l.startsWith(`- ${kind} ${name} `) || l === `- ${kind} ${name}`), `${kind} ${name}\n${r.stdout}`).toBe(true)
     expect(r.stdout).toContain("state/a plain file: not a bottle name; left alone")
     expect(r.stdout).toContain("state/escape: a symlink, not a directory; left alone")
+    // Only what bottle (or the older tool, for this prefix) made is ever a candidate.
+    expect(r.stdout).toContain("state/notes: unknown (no metadata.json bottle wrote); left alone")
+    expect(r.stdout).toContain("state/orphan-no-meta: unknown (no metadata.json bottle wrote); left alone")
+    expect(r.stdout).toContain(`state/other-install: unknown (written by a bottle install with prefix '${prefix}-dev'); left alone`)
     expect(r.stdout).not.toContain(foreign.container)
+    expect(leftovers(prefix)).toEqual(before)
+  })
+
+  it("diff --prune without a spec previews the same cleanup, with diff's exit codes", () => {
+    const before = leftovers(prefix)
+    const r = bottle(env, "diff", "--prune")
+    expect(r.status, r.stderr).toBe(1)
+    expect(r.stdout).toContain(`- container ${prefix}-stray-agent`)
+    expect(r.stdout).toContain(`- state dir ${home}/state/orphan `)
     expect(leftovers(prefix)).toEqual(before)
   })
 
@@ -104,7 +123,7 @@ describe.skipIf(!available)("reconcile --prune on a host full of leftovers", () 
     const r = bottle(env, "reconcile", "--prune", "--yes")
     expect(r.status, r.stdout + r.stderr).toBe(0)
     expect(leftovers(prefix)).toEqual([])
-    expect(readdirSync(join(home, "state")).sort()).toEqual(["a plain file", "escape", "kept-dangling", "kept-dir", "kept-file", "name with spaces"])
+    expect(readdirSync(join(home, "state")).sort()).toEqual(["a plain file", "escape", "kept-dangling", "kept-dir", "kept-file", "name with spaces", "notes", "orphan-no-meta", "other-install"])
     expect(existsSync(join(outside, "precious"))).toBe(true)
     expect(docker("inspect", "--format", "{{.State.Status}}", foreign.container)).toBe("running")
     expect(dockerOk("network", "inspect", foreign.network)).toBe(true)
@@ -112,6 +131,8 @@ describe.skipIf(!available)("reconcile --prune on a host full of leftovers", () 
     const again = bottle(env, "reconcile", "--prune", "--yes")
     expect(again.status).toBe(0)
     expect(again.stdout).toContain("Plan: 0 to add, 0 to change, 0 to destroy, 3 blocked.")
+    // Nothing left to reap: the preview says so with exit 0 (the preserved dirs are a safety rule doing its job).
+    expect(bottle(env, "diff", "--prune").status).toBe(0)
   })
 })
 
@@ -197,7 +218,9 @@ describe.skipIf(!available)("faults", () => {
   it("two commands at once: no duplicates, no errors from racing; the second waits", async () => {
     const file = join(dir, "race.yaml")
     writeFileSync(file, specOf(["r1", "r2", "r3"]))
-    const [a, b] = await Promise.all([bottleAsync(env, "apply", "-f", file), bottleAsync(env, "apply", "-f", file)])
+    // The second waits as long as the first takes (its apply proves three fences).
+    const patient = { ...env, BOTTLE_LOCK_WAIT: "300" }
+    const [a, b] = await Promise.all([bottleAsync(patient, "apply", "-f", file), bottleAsync(patient, "apply", "-f", file)])
     expect([a.status, b.status], a.stdout + a.stderr + b.stdout + b.stderr).toEqual([0, 0])
     // One after the other: one did the work, the other, after waiting, found it done.
     expect([a.stdout, b.stdout].filter((o) => o.includes("No changes.")), a.stdout + b.stdout).toHaveLength(1)
@@ -206,7 +229,7 @@ describe.skipIf(!available)("faults", () => {
     expect(names.filter((n) => n.startsWith("container")).length).toBe(6)
     expect(new Set(names).size).toBe(names.length)
     expect(docker("network", "ls", "--filter", `name=${prefix}-r1_internal`, "--format", "{{.ID}}").split("\n")).toHaveLength(1)
-    const [c, d] = await Promise.all([bottleAsync(env, "reconcile", "--prune", "--yes"), bottleAsync(env, "reconcile", "--prune", "--yes")])
+    const [c, d] = await Promise.all([bottleAsync(patient, "reconcile", "--prune", "--yes"), bottleAsync(patient, "reconcile", "--prune", "--yes")])
     expect([c.status, d.status], c.stdout + c.stderr + d.stdout + d.stderr).toEqual([0, 0])
     expect([c.stdout, d.stdout].filter((o) => o.includes("No changes.")), c.stdout + d.stdout).toHaveLength(1)
     expect(leftovers(prefix)).toEqual([])

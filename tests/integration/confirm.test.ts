@@ -31,7 +31,7 @@ describe.skipIf(!available)("the y/N question", () => {
   const env = { BOTTLE_PREFIX: prefix, BOTTLE_HOME: home, BOTTLE_EGRESS_IMAGE: EGRESS_IMAGE, BOTTLE_SMOLVM: "/nonexistent/smolvm" }
   const orphan = join(home, "state", "orphan")
   mkdirSync(orphan, { recursive: true })
-  writeFileSync(join(orphan, "metadata.json"), "{}")
+  writeFileSync(join(orphan, "metadata.json"), JSON.stringify({ managedBy: "bottle", prefix, name: "orphan", set: "default" }))
   afterAll(() => undefined)
 
   it("'n' changes nothing and exits 0, after showing the plan once", () => {

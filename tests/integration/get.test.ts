@@ -17,13 +17,17 @@ describe.skipIf(!available)("bottle get", () => {
     ensureTestImages()
     expect(bottle(env, "get").stdout).toContain("No bottles.")
     const file = join(mkdtempSync(join(tmpdir(), "bottle-specs-")), "s.yaml")
-    writeFileSync(file, `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: listed }\nspec:\n  image: ${AGENT_IMAGE}\n  resources: { memory: 64m }\n`)
+    writeFileSync(file, `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: listed }\nspec:\n  image: ${AGENT_IMAGE}\n  egress: { allow: [api.anthropic.com] }\n  resources: { memory: 64m }\n`)
     expect(bottle(env, "apply", "-f", file).status).toBe(0)
     const table = bottle(env, "get")
     expect(table.status).toBe(0)
-    expect(table.stdout.split("\n")[0]).toMatch(/^BACKEND\s+NAME\s+SET\s+STATE\s+STATE DIR\s+SERVICES$/)
-    expect(table.stdout).toMatch(/docker\s+listed\s+default\s+running\s+present\s+agent:running,egress:running/)
+    expect(table.stdout.split("\n")[0]).toMatch(/^BACKEND\s+NAME\s+SET\s+STATE\s+STATE DIR\s+VERIFIED\s+SERVICES$/)
+    // apply proved the fence; get shows when.
+    expect(table.stdout).toMatch(/docker\s+listed\s+default\s+running\s+present\s+ok \d+s ago\s+agent:running,egress:running/)
     const json = JSON.parse(bottle(env, "get", "-o", "json").stdout)
-    expect(json.bottles).toEqual([{ backend: "docker", name: "listed", set: "default", state: "running", services: ["agent:running", "egress:running"], stateDir: "present" }])
+    expect(json.bottles).toEqual([{
+      backend: "docker", name: "listed", set: "default", state: "running", services: ["agent:running", "egress:running"], stateDir: "present",
+      verified: { ok: true, at: expect.stringMatching(/^\d{4}-/), failed: [] }
+    }])
   })
 })

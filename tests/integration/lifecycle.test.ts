@@ -3,11 +3,11 @@
  * drift, heal it, change one, prune one, clean up, and never touch a
  * container that is not bottle's.
  */
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { AGENT_IMAGE, bodyOf, bottle, containerId, httpGet, docker, dockerOk, EGRESS_IMAGE, engineAvailable, ensureTestImages, leftovers, scrub, uniquePrefix } from "../support/docker.js"
+import { AGENT_IMAGE, bottle, containerId, httpGet, docker, dockerOk, EGRESS_IMAGE, engineAvailable, ensureTestImages, leftovers, scrub, uniquePrefix } from "../support/docker.js"
 
 const available = engineAvailable()
 
@@ -66,11 +66,12 @@ describe.skipIf(!available)("bottle lifecycle on the Docker backend", () => {
     expect(existsSync(join(home, "state", "beta", ".preserve"))).toBe(true)
     const meta = JSON.parse(docker("run", "--rm", "-v", `${home}/state/alpha:/s:ro`, AGENT_IMAGE, "cat", "/s/metadata.json"))
     expect(meta).toMatchObject({ name: "alpha", backend: "docker", set: "default" })
-    // The proxy got the allow list rendered from the spec.
-    let config = ""
-    for (let i = 0; i < 50 && config === ""; i++) config = bodyOf(httpGet(`${prefix}-alpha-agent-1`, "egress", 8888, "/config.yaml"))
-    expect(config).toContain("mode: strict")
-    expect(config).toContain("- api.anthropic.com")
+    // The proxy got the allow list rendered from the spec, and enforces it.
+    const policy = JSON.parse(readFileSync(join(home, "state", "alpha", "egress", "policy.json"), "utf8"))
+    expect(policy.rules).toEqual([{ entry: "api.anthropic.com", domain: "api.anthropic.com", wildcard: false, ports: [443, 80] }])
+    expect(httpGet(`${prefix}-alpha-agent-1`, "egress", 8888, "http://example.com/")).toMatch(/^HTTP\/1\.1 403/)
+    // And apply proved the fence before calling it done.
+    expect(r.stdout).toMatch(new RegExp(`done VerifyBottle ${prefix}-alpha-agent-1 \\(fence holds`))
     // docker compose sees it as an ordinary project.
     expect(docker("ps", "--filter", `label=com.docker.compose.project=${prefix}-alpha`, "--format", "{{.Names}}").split("\n").sort()).toEqual([`${prefix}-alpha-agent-1`, `${prefix}-alpha-egress-1`])
   })

@@ -10,7 +10,8 @@ import { join, resolve } from "node:path"
 export const ROOT = resolve(import.meta.dirname, "../..")
 export const BIN = join(ROOT, "dist", "bottle.mjs")
 export const AGENT_IMAGE = "bottle-local/agent:latest"
-export const EGRESS_IMAGE = "bottle-local/egress:latest"
+/** The real mitmproxy (Debian's), made by scripts/debian-images.sh: the egress proxy and the image probes run in. */
+export const EGRESS_IMAGE = "bottle-local/mitmproxy:latest"
 
 export const docker = (...args: ReadonlyArray<string>): string =>
   execFileSync("docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim()
@@ -29,10 +30,14 @@ export const engineAvailable = (): boolean => {
   return up
 }
 
-/** Makes the local agent and egress images (scripts/local-images.sh) if they are missing. */
+/** Makes the local agent image (scripts/local-images.sh) and the mitmproxy image (scripts/debian-images.sh) if they are missing. */
 export const ensureTestImages = () => {
   execFileSync("bash", [join(ROOT, "scripts", "local-images.sh")], { stdio: ["ignore", "ignore", "inherit"] })
+  execFileSync("bash", [join(ROOT, "scripts", "debian-images.sh"), "--only", "mitmproxy"], { stdio: ["ignore", "ignore", "inherit"] })
 }
+
+/** What every run of the CLI in these tests gets: no colour, and probes in the local mitmproxy image (no registry here). */
+const TEST_ENV = { NO_COLOR: "1", BOTTLE_PROBE_IMAGE: EGRESS_IMAGE }
 
 export interface RunResult {
   readonly status: number
@@ -43,7 +48,7 @@ export interface RunResult {
 /** Runs the built CLI as a user would, with no terminal. */
 export const bottle = (env: NodeJS.ProcessEnv, ...args: ReadonlyArray<string>): RunResult => {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build`)
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: "1", ...env }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 180_000 })
+  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, ...TEST_ENV, ...env }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 180_000 })
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -76,7 +81,7 @@ export const uniquePrefix = (tag: string) => `bt${tag}${process.pid.toString(36)
 /** Runs the built CLI without blocking this process (needed when the test serves something, like a fault proxy). */
 export const bottleAsync = (env: NodeJS.ProcessEnv, ...args: ReadonlyArray<string>): Promise<RunResult> =>
   new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...TEST_ENV, ...env }, stdio: ["ignore", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (d) => (stdout += d))
@@ -90,7 +95,8 @@ export const bottleAsync = (env: NodeJS.ProcessEnv, ...args: ReadonlyArray<strin
  * response, or "" when nothing answered.
  */
 export const httpGet = (container: string, host: string, port: number, path = "/"): string => {
-  const r = spawnSync("docker", ["exec", container, "sh", "-c", `printf 'GET ${path} HTTP/1.0\\r\\nHost: ${host}\\r\\n\\r\\n' | nc -w 3 ${host} ${port}`], { encoding: "utf8" })
+  // stdin stays open a moment: a proxy (mitmproxy) drops a request whose client half-closes before the answer.
+  const r = spawnSync("docker", ["exec", container, "sh", "-c", `(printf 'GET ${path} HTTP/1.0\\r\\nHost: ${host}\\r\\n\\r\\n'; sleep 1) | nc -w 3 ${host} ${port}`], { encoding: "utf8" })
   return r.stdout ?? ""
 }
 

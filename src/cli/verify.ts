@@ -1,0 +1,64 @@
+/** `bottle verify [NAME…] [-o json]`: probe each bottle's fence from inside its network namespace. Exit 0 holds, 1 a property failed, 2 error. */
+import { Args, Command } from "@effect/cli"
+import { Effect } from "effect"
+import { observe } from "../observers/observe.js"
+import { withLock } from "../reconcilers/lock.js"
+import { writeVerdict } from "../reconcilers/runAction.js"
+import { verifyFence, type Verdict } from "../reconcilers/verify.js"
+import { verifyTargets } from "../reconcilers/verifyPlan.js"
+import { BottleName } from "../resources/spec.js"
+import { exitWith } from "./exit.js"
+import { output } from "./options.js"
+import { err, json, out, style } from "./output.js"
+import { runnerOptions } from "./pipeline.js"
+import { SettingsTag } from "./settings.js"
+
+const bottles = Args.text({ name: "NAME" }).pipe(Args.withSchema(BottleName), Args.repeated, Args.withDescription("bottles to verify (default: every running bottle)"))
+
+export const verify = Command.make("verify", { bottles, output }, (o) =>
+  Effect.gen(function* () {
+    const settings = yield* SettingsTag
+    const opts = runnerOptions(settings)
+    // Probes are containers bottle makes: one command at a time changes the engine.
+    return yield* withLock(settings.home, "bottle verify", settings.lockWaitSeconds, (m) => err(`warning: ${m}`))(Effect.gen(function* () {
+      const observed = yield* observe(settings, { inspect: false })
+      if (observed.docker._tag === "Failed") {
+        err(`error: ${observed.docker.error}`)
+        return yield* Effect.fail(exitWith(2))
+      }
+      const t = verifyTargets(observed, settings.names, settings.stateRoot, o.bottles)
+      const results = yield* Effect.forEach(t.targets, (spec) =>
+        verifyFence({ names: settings.names, bottle: spec.bottle, image: spec.proxyImage !== undefined && /mitmproxy/i.test(spec.proxyImage) ? spec.proxyImage : opts.probeImage, target: spec.target }, spec, opts.localEngine).pipe(
+          Effect.tap((v) => Effect.promise(() => writeVerdict(spec.stateDir, v).catch(() => undefined))),
+          Effect.map((v): { bottle: string; verdict: Verdict | undefined; error: string | undefined } => ({ bottle: spec.bottle, verdict: v, error: undefined })),
+          Effect.catchAll((e) => Effect.succeed({ bottle: spec.bottle, verdict: undefined, error: e.message }))
+        ), { concurrency: 8 })
+      const s = style()
+      if (o.output === "json") {
+        json({
+          bottles: results.map((r) => ({ name: r.bottle, ok: r.verdict?.ok ?? false, properties: r.verdict?.properties ?? [], at: r.verdict?.at ?? null, error: r.error ?? null })),
+          missing: t.missing,
+          notRunning: t.notRunning,
+          unsupported: t.unsupported
+        })
+      } else {
+        for (const r of results) {
+          if (r.verdict === undefined) { out(`${s.bold(r.bottle)}: ${s.red("could not be probed")}: ${r.error}`); continue }
+          out(`${s.bold(r.bottle)}: ${r.verdict.ok ? s.green("fence holds") : s.red("FENCE BROKEN")}`)
+          for (const p of r.verdict.properties) out(`  ${p.ok ? s.green("ok  ") : s.red("FAIL")} ${p.name}  ${s.dim(`(${p.detail})`)}`)
+        }
+        for (const b of t.notRunning) out(`${s.bold(b)}: not running; nothing to probe`)
+        for (const b of t.unsupported) out(`${s.bold(b)}: smolmachines: its fence is smolvm's --allow-cidr, not probed from outside`)
+        if (results.length === 0 && t.missing.length === 0 && t.notRunning.length === 0 && t.unsupported.length === 0) out("No running bottles.")
+      }
+      if (t.missing.length > 0) {
+        err(`error: no bottle named ${t.missing.map((m) => `'${m}'`).join(", ")} here`)
+        return yield* Effect.fail(exitWith(2))
+      }
+      if (results.some((r) => r.verdict === undefined)) return yield* Effect.fail(exitWith(2))
+      if (results.some((r) => r.verdict?.ok === false)) return yield* Effect.fail(exitWith(1))
+      // A bottle named on the command line that could not be probed is not a pass.
+      if (o.bottles.some((b) => t.notRunning.includes(b))) return yield* Effect.fail(exitWith(2))
+    }))
+  })
+).pipe(Command.withDescription("probe each bottle's fence from inside its network namespace; exit 0 holds, 1 a property failed, 2 error"))

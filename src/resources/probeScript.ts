@@ -1,0 +1,273 @@
+/**
+ * The probe bottle runs inside a bottle's network namespace (a short-lived
+ * container with `NetworkMode: container:<target>`), in an image bottle
+ * already has (the mitmproxy image: python3). It relies on nothing in the
+ * agent's image. It never sends a packet to a public address: a route is
+ * looked up by connecting a UDP socket, which sends nothing.
+ *
+ * Input: one JSON argument. Output: one JSON line on stdout.
+ * - `{"mode": "ready", "port": P, "deadline": S}`: waits until something in
+ *   the namespace accepts on P and answers HTTP; prints `{"ready": true|false, "ms": …}`.
+ * - `{"mode": "verify", …}`: checks every property at once and prints
+ *   `{"properties": [{"name", "ok", "detail"}, …]}`.
+ */
+
+/** The input of a verify probe. */
+export interface ProbeInput {
+  readonly mode: "verify"
+  /** The proxy the agent should use; null when the bottle has none. */
+  readonly proxy: { readonly host: string; readonly port: number } | null
+  /** A host no allow list names: the proxy must refuse it. */
+  readonly refusedHost: string
+  /** Addresses (or names) of the host and gateways that must be unreachable, with the ports to try. */
+  readonly hostTargets: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  /** Public addresses a route to which must not exist (looked up, never contacted). */
+  readonly publicAddresses: ReadonlyArray<string>
+  /** Names that must not resolve. */
+  readonly dnsNames: ReadonlyArray<string>
+  /** Seconds each connection attempt may take. */
+  readonly timeout: number
+}
+
+export interface ProbeProperty {
+  readonly name: string
+  readonly ok: boolean
+  readonly detail: string
+}
+
+export const PROBE_SCRIPT = String.raw`
+import json, os, random, socket, struct, sys, threading, time
+
+args = json.loads(sys.argv[1])
+
+def ready(a):
+    start = time.time()
+    while time.time() - start < a["deadline"]:
+        try:
+            s = socket.create_connection(("127.0.0.1", a["port"]), timeout=1)
+            s.settimeout(2)
+            s.sendall(b"GET http://ready.bottle.invalid/ HTTP/1.1\r\nHost: ready.bottle.invalid\r\nConnection: close\r\n\r\n")
+            if s.recv(16).startswith(b"HTTP/"):
+                return {"ready": True, "ms": int((time.time() - start) * 1000)}
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return {"ready": False, "ms": int((time.time() - start) * 1000)}
+
+def status_of(host, port, request, timeout):
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.settimeout(timeout)
+    s.sendall(request)
+    data = b""
+    while b"\r\n" not in data and len(data) < 4096:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    line = data.split(b"\r\n")[0].decode("latin-1")
+    return line
+
+def default_gateways():
+    hops = []
+    try:
+        with open("/proc/net/route") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == "00000000" and fields[2] != "00000000":
+                    hops.append(socket.inet_ntoa(struct.pack("<I", int(fields[2], 16))))
+    except OSError:
+        pass
+    return hops
+
+def answers(host, timeout):
+    try:
+        socket.create_connection((host, 9), timeout=timeout).close()
+        return True
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+def nameservers():
+    found = []
+    try:
+        with open("/etc/resolv.conf") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 1 and fields[0] == "nameserver":
+                    found.append(fields[1])
+    except OSError:
+        pass
+    return found
+
+def skip_name(data, i):
+    while i < len(data):
+        n = data[i]
+        if n == 0:
+            return i + 1
+        if n & 0xC0 == 0xC0:
+            return i + 2
+        i += n + 1
+    return i
+
+def query(server, name, timeout):
+    """The first IPv4 address a resolver gives for name, or None."""
+    qid = random.randint(0, 65535)
+    packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    packet += b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+    s = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(packet, (server, 53))
+        data = s.recv(4096)
+    finally:
+        s.close()
+    if len(data) < 12 or struct.unpack(">H", data[:2])[0] != qid or (data[3] & 0x0F) != 0:
+        return None
+    count = struct.unpack(">H", data[6:8])[0]
+    i = skip_name(data, 12) + 4
+    for _ in range(count):
+        i = skip_name(data, i)
+        if i + 10 > len(data):
+            return None
+        rtype, _, _, length = struct.unpack(">HHIH", data[i:i + 10])
+        i += 10
+        if rtype == 1 and length == 4:
+            return socket.inet_ntoa(data[i:i + 4])
+        i += length
+    return "an answer without an IPv4 address" if count > 0 else None
+
+def hosts_file(name):
+    try:
+        with open("/etc/hosts") as f:
+            for line in f:
+                fields = line.split("#")[0].split()
+                if len(fields) > 1 and name in fields[1:]:
+                    return fields[0]
+    except OSError:
+        pass
+    return None
+
+def resolve(name, timeout):
+    """An address for name, as the namespace resolves it, never waiting longer than timeout per resolver."""
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in name else socket.AF_INET, name)
+        return name
+    except OSError:
+        pass
+    found = hosts_file(name)
+    for server in ([] if found else nameservers()):
+        try:
+            found = query(server, name, timeout)
+        except OSError:
+            found = None
+        if found:
+            break
+    return found
+
+def verify(a):
+    props = []
+    lock = threading.Lock()
+    def add(name, ok, detail):
+        with lock:
+            props.append({"name": name, "ok": ok, "detail": detail})
+    t = a["timeout"]
+    def proxy():
+        p = a["proxy"]
+        if p is None:
+            return
+        host = a["refusedHost"]
+        try:
+            line = status_of(p["host"], p["port"], ("CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % (host, host)).encode(), t + 2)
+        except OSError as e:
+            add("proxy answers", False, "%s:%d: %s" % (p["host"], p["port"], e))
+            add("proxy refuses a host not allowed", False, "no answer")
+            return
+        add("proxy answers", line.startswith("HTTP/"), "%s:%d: %s" % (p["host"], p["port"], line or "empty answer"))
+        parts = line.split(" ")
+        add("proxy refuses a host not allowed", len(parts) > 1 and parts[1] == "403", "CONNECT %s:443: %s" % (host, line or "empty answer"))
+    def routes():
+        found = []
+        for addr in a["publicAddresses"]:
+            family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            try:
+                s = socket.socket(family, socket.SOCK_DGRAM)
+                s.connect((addr, 53))
+                found.append(addr)
+                s.close()
+            except OSError:
+                pass
+        if not found:
+            add("no direct route out", True, "no route to " + ", ".join(a["publicAddresses"]))
+            return
+        # A route may exist on paper (Docker gives an internal network a default route) and lead nowhere:
+        # no host holds its gateway's address. Only a gateway that answers is a way out.
+        hops = default_gateways()
+        live = [g for g in hops if answers(g, t)]
+        if live:
+            add("no direct route out", False, "route to %s via gateway %s, which answers" % (", ".join(found), ", ".join(live)))
+        elif hops:
+            add("no direct route out", True, "the default route's gateway %s does not exist (no host holds it)" % ", ".join(hops))
+        else:
+            add("no direct route out", False, "route to " + ", ".join(found))
+    reached = []
+    def host(target):
+        address = resolve(target["host"], t)
+        if address is None:
+            return
+        try:
+            s = socket.create_connection((address, target["port"]), timeout=t)
+            s.close()
+            reached.append("%s:%d (connected)" % (target["host"], target["port"]))
+        except ConnectionRefusedError:
+            reached.append("%s:%d (refused: the host answered)" % (target["host"], target["port"]))
+        except OSError:
+            pass
+    resolved = []
+    servers = nameservers()
+    def dns(name):
+        # Asked of the namespace's own resolvers directly, with a short timeout: any address for an outside name is a leak.
+        for server in servers:
+            try:
+                address = query(server, name, t)
+            except OSError:
+                address = None
+            if address:
+                resolved.append("%s -> %s (via %s)" % (name, address, server))
+                return
+    def ipv6():
+        addrs = []
+        try:
+            with open("/proc/net/if_inet6") as f:
+                for line in f:
+                    fields = line.split()
+                    if fields and fields[-1] != "lo":
+                        addrs.append(fields[-1])
+        except OSError:
+            pass
+        add("no IPv6 address", not addrs, "IPv6 on " + ", ".join(sorted(set(addrs))) if addrs else "IPv6 off")
+    proxy_thread = threading.Thread(target=proxy)
+    threads = [proxy_thread, threading.Thread(target=routes), threading.Thread(target=ipv6)]
+    threads += [threading.Thread(target=host, args=(x,)) for x in a["hostTargets"]]
+    threads += [threading.Thread(target=dns, args=(n,)) for n in a["dnsNames"]]
+    # Every check runs at once and gets one timeout, plus a little: what has not answered by then did not answer.
+    for th in threads:
+        th.daemon = True
+        th.start()
+    deadline = time.time() + t + 0.3
+    for th in threads:
+        th.join(max(0, deadline - time.time()))
+    # The proxy must answer: it gets longer, and silence is a failure, never a property left out.
+    proxy_thread.join(max(0, deadline + 3 - time.time()))
+    if proxy_thread.is_alive():
+        add("proxy answers", False, "%s:%d gave no answer within %ds" % (a["proxy"]["host"], a["proxy"]["port"], t + 3))
+        add("proxy refuses a host not allowed", False, "no answer")
+    add("host and gateways unreachable", not reached, "reached " + ", ".join(sorted(reached)) if reached else "%d addresses tried, none answered" % len(a["hostTargets"]))
+    add("no outside name resolves", not resolved, "resolved " + ", ".join(sorted(resolved)) if resolved else "none of " + ", ".join(a["dnsNames"]) + " resolved")
+    return {"properties": sorted(props, key=lambda p: p["name"])}
+
+print(json.dumps(ready(args) if args["mode"] == "ready" else verify(args)), flush=True)
+# Checks still waiting (a resolver that never answers) are abandoned, not waited for.
+os._exit(0)
+`
