@@ -53,7 +53,7 @@ const badYaml: ReadonlyArray<[string, string, number, string, string]> = [
   // Input that crashed or slipped through before (the trust issue):
   ["a recursive alias", `${head("a")}  env: &e {A: *e}\n`, 7, "spec.env.A", "recursive alias"],
   ["a python object tag", `${head("a")}  prompt: !!python/object:os.system ls\n`, 7, "spec.prompt", "YAML tag !!python/object:os.system is not allowed"],
-  ["flow nesting 1000 deep", `${head("a")}  env: ${"[".repeat(1000)}${"]".repeat(1000)}\n`, 7, "", "nested more than 32 levels deep"],
+  ["flow nesting 1000 deep", `${head("a")}  env: ${"[".repeat(1000)}${"]".repeat(1000)}\n`, 7, "", "nested too deeply"],
   ["resources retyped as a list", `${head("a")}  resources: [1]\n`, 7, "spec.resources", "Expected a mapping of cpus, memory and pids, actual [1]"],
   ["memory beyond any machine", `${head("a")}  resources: {memory: 99999999999999999999g}\n`, 7, "spec.resources.memory", "more memory than any machine"],
   ["cpus below Docker's least", `${head("a")}  resources: {cpus: 1e-7}\n`, 7, "spec.resources.cpus", "at least 0.01"],

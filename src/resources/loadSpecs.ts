@@ -60,7 +60,11 @@ const checkedHostPath = (target: string, host: HostContext) =>
 
 /** A message quotes the value it refused: a huge one is cut, so the error stays readable. */
 const MAX_MESSAGE = 300
-const shorten = (m: string) => (m.length > MAX_MESSAGE ? `${m.slice(0, MAX_MESSAGE)}… (${m.length - MAX_MESSAGE} more characters)` : m)
+const shorten = (m: string) => {
+  // A schema's wording for its own plumbing reads as noise to a person: say what was expected.
+  const plain = m.replace(/Struct \(Encoded side\)/g, "a mapping").replace(/\(Encoded side\)/g, "")
+  return plain.length > MAX_MESSAGE ? `${plain.slice(0, MAX_MESSAGE)}… (${plain.length - MAX_MESSAGE} more characters)` : plain
+}
 
 /** Decodes one parsed document; pure. */
 export const decodeDocument = (

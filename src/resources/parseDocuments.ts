@@ -22,7 +22,10 @@ export type ParseResult =
 
 export const pathKey = (path: ReadonlyArray<PropertyKey>): string => path.map(String).join("\u0000")
 export const pathText = (path: ReadonlyArray<PropertyKey>): string =>
-  path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("")
+  path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? short(String(p)) : `.${short(String(p))}`)).join("")
+
+/** A key as a message shows it: a huge one is cut. */
+const short = (key: string) => (key.length > 60 ? `${key.slice(0, 57)}...` : key)
 
 /** A spec file larger than this is refused before parsing. */
 export const MAX_SPEC_BYTES = 1024 * 1024
@@ -48,19 +51,13 @@ const parseYamlText = (file: string, text: string): ParseResult => {
     const p = lineCounter.linePos(offset ?? 0)
     return { line: p.line, column: p.col }
   }
-  // The parser recurses once per level of flow nesting: refuse deep nesting before it runs out of stack.
-  const deep = flowDepthProblem(text)
-  if (deep !== undefined) {
-    const before = text.slice(0, deep.offset)
-    const line = before.split("\n").length
-    return { _tag: "Err", problems: [{ file, line, column: deep.offset - before.lastIndexOf("\n"), field: "", message: deep.message }] }
-  }
   let docs: ReturnType<typeof parseAllDocuments>
   try {
     docs = parseAllDocuments(text, {
       lineCounter,
       merge: false,
-      uniqueKeys: true,
+      // Checked below as each mapping is read: the parser's own check is quadratic in the number of keys.
+      uniqueKeys: false,
       strict: true,
       prettyErrors: false,
       version: "1.2"
@@ -84,13 +81,14 @@ const parseYamlText = (file: string, text: string): ParseResult => {
       problems.push({ file, ...pos, field: "", message: `YAML: ${firstLine(e.message)}` })
     }
     if (issues.length > 0) continue
-    if (doc.contents === null) continue // an empty document, e.g. after a trailing `---`
+    // An empty document (between or after `---` markers) holds no bottle.
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null && doc.contents.tag === undefined)) continue
     const positions = new Map<string, Position>()
     let nodes = 0
     /** The nodes being expanded on the way down: an alias to one of them is a cycle. */
     const expanding = new Set<unknown>()
     const toValue = (node: unknown, path: Array<PropertyKey>): unknown => {
-      if (++nodes > MAX_NODES) throw new Refusal(path, `document expands to more than ${MAX_NODES} values (alias bomb?)`)
+      if (++nodes > MAX_NODES) throw new Refusal(path, `document holds more than ${MAX_NODES} values (far more than a bottle needs; an alias bomb?)`)
       if (path.length > MAX_DEPTH) throw new Refusal(path.slice(0, MAX_DEPTH), `nested more than ${MAX_DEPTH} levels deep`)
       if (isAlias(node)) {
         const target = node.resolve(doc)
@@ -126,6 +124,7 @@ const parseYamlText = (file: string, text: string): ParseResult => {
           if (isScalar(keyNode) && keyNode.range) positions.set(pathKey(keyPath), at(keyNode.range[0]))
           if (key === "<<") throw new Refusal(keyPath, "YAML merge keys (<<) are not allowed; write the fields out")
           if (FORBIDDEN_KEYS.has(key)) throw new Refusal(keyPath, `'${key}' is not allowed as a key`)
+          if (Object.prototype.hasOwnProperty.call(out, key)) throw new Refusal(keyPath, `duplicate key '${short(key)}'`)
           Object.defineProperty(out, key, { value: toValue(pair.value, keyPath), enumerable: true, writable: true, configurable: true })
         }
         return out
@@ -168,12 +167,13 @@ const parseTomlText = (file: string, text: string): ParseResult => {
     if (e instanceof RangeError) return { _tag: "Err", problems: [{ file, line: 1, column: 1, field: "", message: `TOML: nested too deeply to read (at most ${MAX_DEPTH} levels)` }] }
     throw e
   }
+  // smol-toml keeps no positions: find each key's line by its table header and key, as a person reading the file would.
+  const lines = tomlKeyLines(text)
   const positions = new Map<string, Position>()
-  const lines = text.split("\n")
-  // smol-toml keeps no positions: find each key's line by its table header and key, which is what a person reading the file would do.
   const walk = (v: unknown, path: Array<PropertyKey>): void => {
+    if (path.length > MAX_DEPTH) throw new Refusal(path.slice(0, MAX_DEPTH), `nested more than ${MAX_DEPTH} levels deep`)
     if (path.length > 0) {
-      const pos = findTomlKey(lines, path)
+      const pos = lines.get(path.filter((p) => typeof p === "string").join("\u0000"))
       if (pos) positions.set(pathKey(path), pos)
     }
     if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]))
@@ -188,68 +188,60 @@ const parseTomlText = (file: string, text: string): ParseResult => {
     walk(value, [])
   } catch (e) {
     if (!(e instanceof Refusal)) throw e
-    const pos = positions.get(pathKey(e.path)) ?? { line: 1, column: 1 }
+    const pos = nearest(positions, e.path) ?? lines.get(e.path.filter((p) => typeof p === "string").join("\u0000")) ?? { line: 1, column: 1 }
     return { _tag: "Err", problems: [{ file, ...pos, field: pathText(e.path), message: e.message }] }
   }
   return { _tag: "Ok", documents: [{ value, position: { line: 1, column: 1 }, positions }] }
 }
 
-const findTomlKey = (lines: ReadonlyArray<string>, path: ReadonlyArray<PropertyKey>): Position | undefined => {
-  const keys = path.filter((p): p is string => typeof p === "string")
-  const last = keys[keys.length - 1]
-  if (last === undefined) return undefined
-  const table = keys.slice(0, -1).join(".")
-  const header = new RegExp(`^\\s*\\[\\s*${escape(keys.join("."))}\\s*\\]`)
-  const keyLine = new RegExp(`^\\s*("?)${escape(last)}\\1\\s*=`)
-  let current = ""
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!
-    if (header.test(line)) return { line: i + 1, column: line.indexOf("[") + 1 }
-    const h = /^\s*\[\s*([^\]]+?)\s*\]/.exec(line)
-    if (h) { current = h[1]!; continue }
-    if (keyLine.test(line) && (current === table || table.endsWith(current) || current === "")) {
-      return { line: i + 1, column: line.search(/\S/) + 1 }
-    }
-    // dotted or inline keys: `env = { A = "1" }` or `spec.env.A = "1"`
-    if (keys.length > 1 && new RegExp(`(^|[\\s{,.])${escape(last)}\\s*=`).test(line) && line.includes(keys[keys.length - 2]!)) {
-      return { line: i + 1, column: line.search(new RegExp(escape(last))) + 1 }
-    }
+/** A TOML key (`a.b."c.d"`) as its parts, quotes removed. */
+const splitTomlKey = (key: string): Array<string> => {
+  const parts: Array<string> = []
+  let cur = ""
+  let quote: string | undefined
+  for (const c of key) {
+    if (quote !== undefined) { if (c === quote) quote = undefined; else cur += c; continue }
+    if (c === '"' || c === "'") { quote = c; continue }
+    if (c === ".") { parts.push(cur.trim()); cur = ""; continue }
+    cur += c
   }
-  return undefined
+  parts.push(cur.trim())
+  return parts
 }
 
 /**
- * Where flow collections (`[`, `{`) nest deeper than MAX_DEPTH, found by a
- * scan that skips quoted strings and comments. Block nesting costs the parser
- * no recursion per level and is bounded by the converter's depth check.
+ * Where each key path of a TOML text is written (paths joined by NUL, array
+ * indices left out), in one pass: table headers, `key = …` and dotted keys,
+ * and the keys of an inline table on the same line. Paths deeper than any
+ * spec needs are not recorded (the walk refuses them).
  */
-const flowDepthProblem = (text: string): { readonly offset: number; readonly message: string } | undefined => {
-  let depth = 0
-  let quote: string | undefined
-  let comment = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!
-    if (comment) { if (c === "\n") comment = false; continue }
-    if (quote !== undefined) {
-      if (quote === '"' && c === "\\") i++
-      else if (c === quote) quote = undefined
-      continue
+const tomlKeyLines = (text: string): ReadonlyMap<string, Position> => {
+  const map = new Map<string, Position>()
+  const record = (keys: ReadonlyArray<string>, pos: Position) => {
+    for (let n = 1; n <= Math.min(keys.length, MAX_DEPTH + 1); n++) {
+      const k = keys.slice(0, n).join("\u0000")
+      if (!map.has(k)) map.set(k, pos)
     }
-    if (c === '"' || c === "'") {
-      // A quote only opens a string at the start of a value, not inside a word (it's).
-      const prev = i === 0 ? " " : text[i - 1]!
-      if (/[\s\[{,:]/.test(prev)) quote = c
-      continue
-    }
-    if (c === "#" && (i === 0 || /\s/.test(text[i - 1]!))) { comment = true; continue }
-    if (c === "[" || c === "{") {
-      if (++depth > MAX_DEPTH) return { offset: i, message: `YAML: nested more than ${MAX_DEPTH} levels deep` }
-    } else if ((c === "]" || c === "}") && depth > 0) depth--
   }
-  return undefined
+  let table: Array<string> = []
+  text.split("\n").forEach((line, i) => {
+    const header = /^\s*\[\[?\s*([^\]]+?)\s*\]\]?/.exec(line)
+    if (header) {
+      table = splitTomlKey(header[1]!)
+      record(table, { line: i + 1, column: line.indexOf("[") + 1 })
+      return
+    }
+    const key = /^\s*([A-Za-z0-9_\-"'. ]+?)\s*=/.exec(line)
+    if (!key) return
+    const keys = [...table, ...splitTomlKey(key[1]!)]
+    record(keys, { line: i + 1, column: line.search(/\S/) + 1 })
+    for (const m of line.slice(key[0].length).matchAll(/[{,]\s*([A-Za-z0-9_\-]+|"[^"]*"|'[^']*')\s*=/g)) {
+      record([...keys, ...splitTomlKey(m[1]!)], { line: i + 1, column: key[0].length + (m.index ?? 0) + 2 })
+    }
+  })
+  return map
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
 const firstLine = (s: string) => s.split("\n")[0]!.trim()
 
 /** The closest recorded position at or above a path. */

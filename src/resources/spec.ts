@@ -18,6 +18,7 @@ export const BottleName = Schema.String.pipe(
 
 const EnvName = Schema.String.pipe(
   Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: () => "environment variable names are letters, digits and '_', not starting with a digit" }),
+  Schema.maxLength(256, { message: () => "environment variable names are at most 256 characters" }),
   Schema.filter((s) => !["__proto__", "constructor", "prototype"].includes(s) || `'${s}' is not allowed as a key`)
 )
 
@@ -73,7 +74,7 @@ export const BottleSpecBody = Schema.Struct({
   image: ImageRef,
   command: Schema.optional(Schema.Array(Schema.String).pipe(Schema.minItems(1))),
   workdir: Schema.optional(Schema.String.pipe(Schema.startsWith("/"))),
-  env: Schema.optional(Schema.Record({ key: EnvName, value: Schema.String })),
+  env: Schema.optional(Schema.Record({ key: EnvName, value: Schema.String }).annotations({ identifier: "a mapping of variable names to strings" })),
   prompt: Schema.optional(Schema.String),
   promptFile: Schema.optional(Schema.String.pipe(Schema.minLength(1))),
   skills: Schema.optional(Schema.Array(Schema.String.pipe(Schema.minLength(1)))),
