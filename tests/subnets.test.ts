@@ -85,3 +85,37 @@ describe("the planner gives out subnets", () => {
     expect(Object.values(subnetsOf(plan([bottle("a")], observed(emptyWorld()), options())))).toEqual([[], []])
   })
 })
+
+describe("on Podman", () => {
+  const podman = (engine: object) => {
+    const o = observed(emptyWorld())
+    return { ...o, docker: o.docker._tag === "Ok" ? { ...o.docker, value: { ...o.docker.value, engine: { kind: "podman" as const, version: "4.3.1", ...engine } } } : o.docker }
+  }
+  const withPool = { ...options(), subnetPool: [cidr("10.200.0.0/24")] }
+
+  it("the internal network is made through Podman's own API without DNS, the proxy pinned to its last address, the agent pointed at it", () => {
+    const p = plan([bottle("a")], podman({ networkBackend: "netavark", rootless: false }), withPool)
+    const net = p.actions.find((a) => a._tag === "CreateNetwork" && a.resource === "claude-bottle-a_internal")
+    const subnet = net?._tag === "CreateNetwork" ? net.subnets : []
+    expect(subnet).toHaveLength(1)
+    expect(net?._tag === "CreateNetwork" ? net.spec.podman : undefined).toMatchObject({ internal: true, dns_enabled: false, ipv6_enabled: false })
+    const ip = lastHost(cidr(subnet[0]!))
+    const egress = p.actions.find((a) => a._tag === "CreateContainer" && a.resource === "claude-bottle-a-egress-1")
+    const agent = p.actions.find((a) => a._tag === "CreateContainer" && a.resource === "claude-bottle-a-agent-1")
+    expect(egress?._tag === "CreateContainer" ? egress.spec.body.NetworkingConfig?.EndpointsConfig?.["claude-bottle-a_internal"] : undefined).toMatchObject({ IPAMConfig: { IPv4Address: ip } })
+    expect(agent?._tag === "CreateContainer" ? agent.spec.body.HostConfig : undefined).toMatchObject({
+      ExtraHosts: [`egress:${ip}`, "host.containers.internal:127.0.0.1"],
+      Sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" }
+    })
+  })
+
+  it.each([
+    ["the CNI backend", { networkBackend: "cni", rootless: false }],
+    ["rootless", { networkBackend: "netavark", rootless: true }]
+  ])("is refused with %s, saying why", (_what, engine) => {
+    const p = plan([bottle("a")], podman(engine), withPool)
+    expect(p.actions.filter((a) => a._tag !== "Blocked")).toEqual([])
+    const b = p.actions.find((a) => a._tag === "Blocked")
+    expect(b?._tag === "Blocked" ? `${b.rule}: ${b.cause}` : "").toMatch(/^engine not supported: Podman 4\.3\.1 .*rootful Podman with netavark/)
+  })
+})

@@ -148,6 +148,17 @@ export const EngineVersion = Schema.Struct({
 })
 export type EngineVersion = typeof EngineVersion.Type
 
+/** Podman's own API, beside its Docker-compatible one. */
+export const LIBPOD = "/v4.0.0/libpod"
+export const PodmanInfo = Schema.Struct({
+  host: Schema.Struct({
+    networkBackend: Schema.optional(Schema.String),
+    security: Schema.optional(Schema.Struct({ rootless: Schema.optional(Schema.Boolean) }))
+  })
+})
+export type PodmanInfo = typeof PodmanInfo.Type
+const PodmanCreated = Schema.Struct({ id: Schema.String })
+
 const WaitResult = Schema.Struct({ StatusCode: Schema.Number })
 const Created = Schema.Struct({ Id: Schema.String })
 const ErrorBody = Schema.Struct({ message: Schema.String })
@@ -169,6 +180,10 @@ export interface DockerEngineShape {
   readonly removeNetwork: (id: string) => Effect.Effect<void, DockerError>
   readonly removeVolume: (name: string) => Effect.Effect<void, DockerError>
   readonly version: Effect.Effect<EngineVersion, DockerError>
+  /** Podman only: its network backend and whether it runs rootless. */
+  readonly podmanInfo: Effect.Effect<PodmanInfo, DockerError>
+  /** Podman only: a network made through Podman's own API (what the compatible API cannot ask for: no DNS, no gateway). */
+  readonly createPodmanNetwork: (body: unknown) => Effect.Effect<string, DockerError>
   readonly inspectContainer: (id: string) => Effect.Effect<ContainerInspect, DockerError>
   readonly inspectImage: (id: string) => Effect.Effect<ImageInspect, DockerError>
   /** Stops a container (SIGTERM, then SIGKILL after `seconds`); already stopped is success. */
@@ -202,7 +217,8 @@ const make = (opts: DockerEngineOptions) =>
   Effect.gen(function* () {
     const client = yield* HttpClient.HttpClient
     const endpoint = opts.endpoint.display
-    const url = (path: string) => `${opts.endpoint.baseUrl}/${API_VERSION}${path}`
+    // Podman's own API (`/v4.0.0/libpod/…`) is addressed as is; everything else speaks API_VERSION.
+    const url = (path: string) => `${opts.endpoint.baseUrl}${path.startsWith(LIBPOD) ? "" : `/${API_VERSION}`}${path}`
     const fail = (method: string, path: string, reason: DockerErrorReason, detail: string, status?: number) =>
       new DockerError({ reason, endpoint, method, path, detail, ...(status !== undefined ? { status } : {}) })
 
@@ -212,6 +228,9 @@ const make = (opts: DockerEngineOptions) =>
         : status === 409 ? (/in use|active endpoints|is running/i.test(message) ? "InUse" : "Conflict")
         : status === 403 && /active endpoints|in use/i.test(message) ? "InUse"
         : status === 400 ? "BadRequest"
+        // Podman answers 500 where Docker answers 409: a name taken, or a network still in use.
+        : status === 500 && /is being used|associated containers/i.test(message) ? "InUse"
+        : status === 500 && /already exists|is already in use|already used/i.test(message) ? "Conflict"
         : "Server"
 
     /** The Engine's message, with what to do about it where the message alone leaves a person stuck. */
@@ -354,6 +373,8 @@ const make = (opts: DockerEngineOptions) =>
       removeNetwork: (id) => call("DELETE", `/networks/${encodeURIComponent(id)}`, undefined),
       removeVolume: (name) => call("DELETE", `/volumes/${encodeURIComponent(name)}`, undefined),
       version: call("GET", "/version", EngineVersion),
+      podmanInfo: call("GET", `${LIBPOD}/info`, PodmanInfo),
+      createPodmanNetwork: (body) => call("POST", `${LIBPOD}/networks/create`, PodmanCreated, body).pipe(Effect.map((c) => c.id)),
       inspectContainer: (id) => call("GET", `/containers/${encodeURIComponent(id)}/json`, ContainerInspect),
       inspectImage: (id) => call("GET", `/images/${encodeURIComponent(id)}/json`, ImageInspect),
       stopContainer: (id, seconds) =>

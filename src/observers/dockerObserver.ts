@@ -6,7 +6,7 @@ import { Effect } from "effect"
 import { inspectFacts, type ImageDefaults } from "../resources/fence.js"
 import { normaliseImageRef } from "../resources/imageRef.js"
 import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
-import type { DockerSnapshot, ObservedContainer, ObservedNetwork, Source } from "../resources/observed.js"
+import type { DockerSnapshot, EngineInfo, ObservedContainer, ObservedNetwork, Source } from "../resources/observed.js"
 import { DockerEngine, type ContainerSummary, type ImageInspect, type NetworkSummary } from "./DockerEngine.js"
 
 /** Inspections in flight at once: enough to keep the Engine busy, few enough not to crowd out other clients. */
@@ -58,7 +58,7 @@ export interface ObserveDockerOptions {
 }
 
 /**
- * Six list calls: containers by compose label and by name prefix (a leftover
+ * Six list calls and the Engine's version: containers by compose label and by name prefix (a leftover
  * may have either), every network (their subnets are what a new one must
  * not overlap), compose volumes, images, and every container with bottle's
  * labels whatever its prefix (for liveness). The
@@ -69,7 +69,7 @@ export interface ObserveDockerOptions {
 export const observeDocker = (prefix: string, opts: ObserveDockerOptions = { inspect: true }) =>
   Effect.gen(function* () {
     const docker = yield* DockerEngine
-    const [labelled, named, nets, volumes, images, anyPrefix] = yield* Effect.all(
+    const [labelled, named, nets, volumes, images, anyPrefix, version] = yield* Effect.all(
       [
         docker.listContainers({ label: [Compose.project] }),
         docker.listContainers({ name: [prefix] }),
@@ -77,10 +77,18 @@ export const observeDocker = (prefix: string, opts: ObserveDockerOptions = { ins
         docker.listNetworks({}),
         docker.listVolumes({ label: [Compose.project] }),
         docker.listImages,
-        docker.listContainers({ label: [`${BL.managedBy}=${MANAGED_BY}`] })
+        docker.listContainers({ label: [`${BL.managedBy}=${MANAGED_BY}`] }),
+        docker.version
       ],
       { concurrency: "unbounded" }
     )
+    const podman = (version.Components ?? []).some((c) => /podman/i.test(c.Name))
+    const info = podman ? yield* docker.podmanInfo : undefined
+    const engine: EngineInfo = {
+      kind: podman ? "podman" : "docker",
+      version: version.Version ?? "",
+      ...(info !== undefined ? { networkBackend: info.host.networkBackend, rootless: info.host.security?.rootless } : {})
+    }
     const imageIds: Record<string, string> = {}
     for (const i of images) for (const t of i.RepoTags ?? []) if (t !== "<none>:<none>") imageIds[normaliseImageRef(t)] = i.Id
     let containers = byId((c) => c.id, labelled.map(toContainer), named.map(toContainer))
@@ -110,6 +118,7 @@ export const observeDocker = (prefix: string, opts: ObserveDockerOptions = { ins
     }
     const snapshot: DockerSnapshot = {
       endpoint: docker.endpoint,
+      engine,
       containers,
       networks: nets.map(toNetwork),
       volumes: volumes.map((v) => ({ name: v.Name, labels: v.Labels ?? {} })),

@@ -27,7 +27,7 @@ import {
 import { realiseDocker, type ContainerSpec, type NetworkSpec, type RealiseContext, type StateDirSpec, type VerifySpec } from "../resources/realise.js"
 import { EGRESS_IP_LABEL, realiseSmolmachines, type MachineSpec } from "../resources/realiseSmolmachines.js"
 import { ownership } from "../resources/ownership.js"
-import { formatCidr, freeSubnets, parseCidr, type Cidr } from "../resources/subnets.js"
+import { formatCidr, freeSubnets, lastHost, parseCidr, type Cidr } from "../resources/subnets.js"
 import { Action, isDestructive, type AwaitReady, type Plan, type ResourceKind } from "./actions.js"
 
 export type PruneScope = "none" | "set" | "all"
@@ -125,8 +125,8 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
   }))
   const subnets = new Map<string, ReadonlyArray<string>>()
   /** Picks the subnets to try for a network (the first is reserved for it); false when the pool has none left. */
-  const reserveSubnets = (name: string, pool: ReadonlyArray<Cidr>): boolean => {
-    const free = freeSubnets(`${prefix}/${name}`, pool, taken, 4)
+  const reserveSubnets = (name: string, pool: ReadonlyArray<Cidr>, count: number): boolean => {
+    const free = freeSubnets(`${prefix}/${name}`, pool, taken, count)
     if (free.length === 0) return false
     taken.push(free[0]!)
     subnets.set(name, free.map(formatCidr))
@@ -180,17 +180,37 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
       continue
     }
 
-    const realised = b.backend === "docker"
-      ? { kind: "docker" as const, r: realiseDocker(b, opts.realise), stateDir: realiseDocker(b, opts.realise).stateDir }
-      : { kind: "smolmachines" as const, r: realiseSmolmachines(b, opts.realise), stateDir: realiseSmolmachines(b, opts.realise).stateDir }
+    const onPodman = b.backend === "docker" && docker.engine?.kind === "podman"
+    if (onPodman && (docker.engine?.networkBackend !== "netavark" || docker.engine.rootless === true)) {
+      mine.forEach((i) => claimed.add(i))
+      blockBottle(b, "engine not supported", `Podman ${docker.engine?.version ?? ""} with the ${docker.engine?.networkBackend ?? "unknown"} network backend${docker.engine?.rootless === true ? ", rootless" : ""}: bottle proves its fence only on rootful Podman with netavark (elsewhere its internal networks keep a way to the host)`)
+      continue
+    }
+    // On Podman the proxy's address is pinned in the agent's hosts file, so it is placed once the subnet is known.
+    const sketch = b.backend === "docker"
+      ? { kind: "docker" as const, r: realiseDocker(b, opts.realise, onPodman ? { egressIp: "0.0.0.0" } : undefined) }
+      : { kind: "smolmachines" as const, r: realiseSmolmachines(b, opts.realise) }
     // Every network the bottle must make gets its subnet now, or the bottle is not started at all (never half-made).
-    const toMake = (realised.kind === "docker" ? realised.r.networks : realised.r.network !== undefined ? [realised.r.network] : [])
+    const toMake = (sketch.kind === "docker" ? sketch.r.networks : sketch.r.network !== undefined ? [sketch.r.network] : [])
       .filter((spec) => !networks.some((n) => n.name === spec.name && networkMatches(spec, n)))
-    const full = opts.subnetPool !== undefined ? toMake.find((spec) => !reserveSubnets(spec.name, opts.subnetPool!)) : undefined
+    const full = opts.subnetPool !== undefined ? toMake.find((spec) => !reserveSubnets(spec.name, opts.subnetPool!, onPodman ? 1 : 4)) : undefined
     if (full !== undefined) {
       mine.forEach((i) => claimed.add(i))
       blockBottle(b, "subnet pool full", `no free /28 left in BOTTLE_SUBNETS (${opts.subnetPool!.map(formatCidr).join(", ")}) for network ${full.name}: remove bottles you no longer need, or give bottle a larger pool`)
       continue
+    }
+    let realised = sketch
+    if (onPodman && sketch.kind === "docker") {
+      const internal = sketch.r.networks[0]!
+      const kept = networks.find((n) => n.name === internal.name && networkMatches(internal, n))?.subnets?.[0]?.subnet
+      const subnet = kept ?? subnets.get(internal.name)?.[0]
+      const parsed = subnet !== undefined ? parseCidr(subnet) : undefined
+      if (parsed === undefined || typeof parsed === "string") {
+        mine.forEach((i) => claimed.add(i))
+        blockBottle(b, "engine not supported", "on Podman bottle pins its proxy's address, so it needs its own subnets: unset BOTTLE_SUBNETS=engine")
+        continue
+      }
+      realised = { kind: "docker", r: realiseDocker(b, opts.realise, { egressIp: lastHost(parsed) }) }
     }
 
     // A bottle that changed backend: what the other backend holds goes first, so two agents never share a workspace.
@@ -203,7 +223,7 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
     moved.forEach((i) => { claimed.add(i); removed.add(i) })
     const movedIds = moved.length > 0 ? planTeardown(out, b.name, moved, `bottle moved to backend ${b.backend}`) : []
 
-    const sdId = planStateDir(out, b.name, realised.stateDir, stateDirs, state !== undefined)
+    const sdId = planStateDir(out, b.name, realised.r.stateDir, stateDirs, state !== undefined)
     const up = { out, containers, networks, images, claimed, removed, all, subnets }
     if (realised.kind === "docker") planDockerBottle(up, b, realised.r, names, sdId, movedIds)
     else planSmolBottle(up, b, realised.r, machines, names, sdId, movedIds)
@@ -334,7 +354,13 @@ const planNetwork = (ctx: UpContext, bottle: string, spec: NetworkSpec, after: R
 }
 
 /** A live network as the fence sees it; a network listed without driver or options (an old snapshot) is taken at its word. */
-const observedNetworkFacts = (n: ObservedNetwork) => ({ driver: n.driver ?? "bridge", internal: n.internal, options: n.options ?? {} })
+const observedNetworkFacts = (n: ObservedNetwork) => ({
+  driver: n.driver ?? "bridge",
+  internal: n.internal,
+  options: n.options ?? {},
+  // Podman lists a network without a gateway as the gateway "<nil>".
+  noGateway: (n.subnets ?? []).every((x) => x.gateway === undefined || x.gateway === "" || x.gateway === "<nil>")
+})
 
 /** Ours, as the spec has it, and fenced as it should be: labels alone are not trusted (rule 7). */
 const networkMatches = (spec: NetworkSpec, n: ObservedNetwork) =>

@@ -92,7 +92,7 @@ export const makeRunner = (opts: RunnerOptions) =>
         )
         for (const c of spec.connect) {
           yield* docker.connectNetwork(c.network, id, c.aliases).pipe(
-            Effect.catchIf((e) => /already exists/i.test(e.detail), () => Effect.void),
+            Effect.catchIf((e) => /already exists|already connected/i.test(e.detail), () => Effect.void),
             // Half-made is worse than absent: a container missing a network is removed, so the next run makes it whole.
             Effect.tapError(() => docker.removeContainer(id).pipe(Effect.ignore))
           )
@@ -110,12 +110,17 @@ export const makeRunner = (opts: RunnerOptions) =>
       Effect.gen(function* () {
         const { name, hash } = a.spec
         // Each subnet in turn: one the Engine finds taken (a network made meanwhile, a bridge a crashed engine left) gives way to the next.
-        const bodies = a.subnets.length === 0 ? [a.spec.body] : a.subnets.map((subnet) => ({ ...a.spec.body, IPAM: { Driver: "default", Config: [{ Subnet: subnet }] } }))
-        let made = yield* Effect.either(docker.createNetwork(bodies[0]!))
-        for (const body of bodies.slice(1)) {
+        const podman = a.spec.podman
+        const create = (subnet: string | undefined) =>
+          podman !== undefined
+            ? docker.createPodmanNetwork(subnet !== undefined ? { ...podman, subnets: [{ subnet }] } : podman)
+            : docker.createNetwork(subnet !== undefined ? { ...a.spec.body, IPAM: { Driver: "default", Config: [{ Subnet: subnet }] } } : a.spec.body)
+        const tries: ReadonlyArray<string | undefined> = a.subnets.length === 0 ? [undefined] : a.subnets
+        let made = yield* Effect.either(create(tries[0]))
+        for (const subnet of tries.slice(1)) {
           if (Either.isRight(made) || !/overlap|address.*(in use|already)|conflicts with/i.test(made.left.detail)) break
-          opts.log(`${name}: subnet ${(made.left.detail.match(/[0-9.]+\/[0-9]+/) ?? ["taken"])[0]} is taken on the Engine; trying the next`)
-          made = yield* Effect.either(docker.createNetwork(body))
+          opts.log(`${name}: subnet ${tries[tries.indexOf(subnet) - 1]} is taken on the Engine; trying ${subnet}`)
+          made = yield* Effect.either(create(subnet))
         }
         if (Either.isLeft(made) && made.left.reason !== "Conflict") return yield* Effect.fail(made.left)
         const ours = (yield* docker.listNetworks({ name: [name] }))

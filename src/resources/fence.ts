@@ -42,6 +42,19 @@ const sorted = (xs: Iterable<string>) => [...xs].sort()
 const one = (x: string | number | boolean) => [String(x)]
 const list = (v: unknown): ReadonlyArray<string> => (Array.isArray(v) ? v.map(String) : [])
 const capName = (c: string) => c.toUpperCase().replace(/^CAP_/, "")
+/** Docker's default capabilities: dropping every one of them is dropping ALL (Podman spells ALL out). */
+const DEFAULT_CAPS = ["AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]
+const dropped = (v: unknown) => {
+  const caps = list(v).map(capName)
+  return caps.includes("ALL") || DEFAULT_CAPS.every((c) => caps.includes(c)) ? ["ALL"] : sorted(caps)
+}
+/** `no-new-privileges` and `no-new-privileges:true` are one option (Podman reports the first). */
+const securityOpt = (o: string) => o.replace(/^no-new-privileges(:true)?$/, "no-new-privileges")
+/** Which network namespace: its own on some bridge network (which ones is the networks fact), or shared. */
+const networkMode = (v: unknown) => {
+  const m = typeof v === "string" ? v : ""
+  return m === "host" || m === "none" || m.startsWith("container:") || m.startsWith("ns:") ? m : "own namespace"
+}
 /** Namespace modes: only sharing the host's (or another container's) matters. */
 const namespace = (v: unknown) => {
   const s = typeof v === "string" ? v : ""
@@ -75,8 +88,8 @@ const envKey = (e: string) => e.split("=")[0]!
 const hostConfigFacts = (h: Readonly<Record<string, unknown>>): Record<string, ReadonlyArray<string>> => ({
   privileged: one(h["Privileged"] === true),
   "capabilities added": sorted(list(h["CapAdd"]).map(capName)),
-  "capabilities dropped": sorted(list(h["CapDrop"]).map(capName)),
-  "security options": sorted(list(h["SecurityOpt"])),
+  "capabilities dropped": dropped(h["CapDrop"]),
+  "security options": sorted(list(h["SecurityOpt"]).map(securityOpt)),
   "pids limit": one(limit(h["PidsLimit"])),
   memory: one(limit(h["Memory"])),
   "memory+swap": one(limit(h["MemorySwap"])),
@@ -131,11 +144,11 @@ export const desiredFacts = (
   }
   const facts: Record<string, ReadonlyArray<string>> = {
     image: one(normaliseImageRef(body.Image)),
-    "network mode": one(String(h["NetworkMode"] ?? "default")),
+    "network mode": one(networkMode(h["NetworkMode"])),
     networks: sorted(Object.keys(networks)),
     // An alias equal to the hostname is the Engine's own doing on the observed side: left out on both.
     aliases: sorted(Object.entries(networks).flatMap(([n, as]) => as.filter((a) => a !== body.Hostname).map((a) => `${n}:${a}`))),
-    mounts: sorted([...mountsFromBinds(list(h["Binds"])), ...Object.keys((h["Tmpfs"] ?? {}) as object).map((p) => `tmpfs ${p}`)]),
+    mounts: sorted(mountsFromBinds(list(h["Binds"]))),
     ...hostConfigFacts(h)
   }
   if (image !== undefined) {
@@ -160,18 +173,17 @@ export const inspectFacts = (c: ContainerInspect, image: ImageDefaults | undefin
   for (const m of c.Mounts ?? []) {
     const mode = m.RW === false ? "ro" : "rw"
     if (m.Type === "bind") mounts.push(`bind ${m.Source}:${m.Destination}:${mode}`)
-    else if (m.Type === "tmpfs") mounts.push(`tmpfs ${m.Destination}`)
+    // A tmpfs holds memory, never a host path (and Podman adds its own beside a read-only root): not a fence.
+    else if (m.Type === "tmpfs") continue
     // An anonymous volume the image declares is the image's; any other volume (a named one may bind any host path) is drift.
     else if (!(m.Type === "volume" && image?.volumes.includes(m.Destination ?? "") && /^[0-9a-f]{64}$/.test(m.Name ?? ""))) {
       mounts.push(`${m.Type ?? "mount"} ${m.Name ?? m.Source ?? ""}:${m.Destination}:${mode}`)
     }
   }
-  // Docker lists --tmpfs in HostConfig only; Podman in Mounts too.
-  for (const p of Object.keys((h["Tmpfs"] ?? {}) as object)) if (!mounts.includes(`tmpfs ${p}`)) mounts.push(`tmpfs ${p}`)
   const entrypoint = c.Config?.Entrypoint
   const facts: Record<string, ReadonlyArray<string>> = {
     image: one(normaliseImageRef(c.Config?.Image ?? "")),
-    "network mode": one(String(h["NetworkMode"] || "default")),
+    "network mode": one(networkMode(h["NetworkMode"])),
     networks: sorted(Object.keys(nets)),
     // The Engine adds the container's short id, its hostname (and Podman its name) as aliases of its own.
     aliases: sorted(Object.entries(nets).flatMap(([n, e]) => (e?.Aliases ?? []).filter((a) => a !== shortId && a !== name && a !== c.Config?.Hostname).map((a) => `${n}:${a}`))),
@@ -214,6 +226,8 @@ export const fenceDrift = (want: FenceFacts, have: FenceFacts): string | undefin
     const w = want[fact]!
     let h = have[fact]
     if (h === undefined) continue
+    // Podman does not report sysctls at all: only an engine that reports some is compared.
+    if (fact === "sysctls" && h.length === 0) continue
     if (fact === "environment") {
       const set = new Set(w.map(envKey))
       h = h.filter((e) => set.has(envKey(e)) || !ENGINE_ENV.has(envKey(e)))
@@ -232,6 +246,8 @@ export interface NetworkFacts {
   readonly driver: string
   readonly internal: boolean
   readonly options: Readonly<Record<string, string>>
+  /** No address of the host on it at all (Podman: no gateway, no resolver). Compared only when asked for. */
+  readonly noGateway?: boolean
 }
 
 /** How a live network differs from the one bottle would create, as "drift: …". */
@@ -241,5 +257,6 @@ export const networkDrift = (want: NetworkFacts, have: NetworkFacts): string | u
   for (const [k, v] of Object.entries(want.options)) {
     if (have.options[k] !== v) return `drift: option ${k} is ${have.options[k] ?? "unset"} (want ${v})`
   }
+  if (want.noGateway === true && have.noGateway !== true) return "drift: the host has an address (a gateway) on it"
   return undefined
 }

@@ -80,8 +80,19 @@ export interface IgnoredStateEntry {
   readonly reason: string
 }
 
+/** Which engine answers on the Docker API, and what of it bottle's fence depends on. */
+export interface EngineInfo {
+  readonly kind: "docker" | "podman"
+  readonly version: string
+  /** Podman: `netavark` is the only backend bottle's fence is proven on. */
+  readonly networkBackend?: string | undefined
+  readonly rootless?: boolean | undefined
+}
+
 export interface DockerSnapshot {
   readonly endpoint: string
+  /** Undefined in snapshots made without asking (tests): read as Docker. */
+  readonly engine?: EngineInfo
   readonly containers: ReadonlyArray<ObservedContainer>
   readonly networks: ReadonlyArray<ObservedNetwork>
   readonly volumes: ReadonlyArray<ObservedVolume>

@@ -40,6 +40,8 @@ export interface NetworkSpec {
   readonly facts: NetworkFacts
   /** Engine API `POST /networks/create` body. */
   readonly body: Readonly<Record<string, unknown>>
+  /** On Podman, the body of its own `libpod/networks/create`, used instead of `body`. */
+  readonly podman?: Readonly<Record<string, unknown>>
 }
 
 /** A readiness check run before what depends on a container starts. */
@@ -282,7 +284,17 @@ export const egressContainer = (b: DesiredBottle, ctx: RealiseContext, stateDir:
   }
 }
 
-export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext): DockerBottle => {
+/**
+ * On Podman the internal network has no resolver and no gateway: the proxy
+ * gets a fixed address there (the subnet's last), and the agent finds it
+ * by name through its hosts file; host.containers.internal leads nowhere,
+ * and IPv6 (which Podman turns on, link-local) is off.
+ */
+export interface PodmanPlacement {
+  readonly egressIp: string
+}
+
+export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: PodmanPlacement): DockerBottle => {
   const n = ctx.names
   const project = n.project(b.name)
   const stateDir = realiseStateDir(b, ctx)
@@ -291,25 +303,27 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext): DockerBott
 
   const network = (role: NetworkRole): NetworkSpec => {
     const name = n.network(b.name, role)
+    // Podman ignores inhibit_ipv4 and keeps a gateway (and a resolver that answers outside names) on an internal
+    // network made through its Docker-compatible API; made through its own API without DNS, it has neither.
+    const onPodman = podman !== undefined && role === "internal"
     const facts: NetworkFacts = {
       driver: "bridge",
       internal: role === "internal",
       // The host keeps no address on the internal bridge, so the agent cannot reach host services through the gateway.
-      options: role === "internal" ? { "com.docker.network.bridge.inhibit_ipv4": "true" } : {}
+      options: role === "internal" && !onPodman ? { "com.docker.network.bridge.inhibit_ipv4": "true" } : {},
+      ...(onPodman ? { noGateway: true } : {})
     }
-    const config = { Name: name, Driver: facts.driver, Internal: facts.internal, Options: facts.options }
+    const config = { Name: name, Driver: facts.driver, Internal: facts.internal, Options: facts.options, ...(onPodman ? { Podman: { dns_enabled: false } } : {}) }
     const hash = hashOf(config)
+    const labels = { [Compose.project]: project, [Compose.network]: role, [Compose.version]: COMPOSE_VERSION_LABEL, ...common, [BL.specHash]: hash }
     return {
       bottle: b.name,
       name,
       role,
       hash,
       facts,
-      body: {
-        ...config,
-        CheckDuplicate: true,
-        Labels: { [Compose.project]: project, [Compose.network]: role, [Compose.version]: COMPOSE_VERSION_LABEL, ...common, [BL.specHash]: hash }
-      }
+      body: { Name: name, Driver: facts.driver, Internal: facts.internal, Options: facts.options, CheckDuplicate: true, Labels: labels },
+      ...(onPodman ? { podman: { name, driver: "bridge", internal: true, dns_enabled: false, ipv6_enabled: false, labels } } : {})
     }
   }
   const internal = network("internal")
@@ -361,7 +375,7 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext): DockerBott
         ...e,
         Hostname: EGRESS_ALIAS,
         HostConfig: { ...e.HostConfig, NetworkMode: internal.name },
-        NetworkingConfig: { EndpointsConfig: { [internal.name]: { Aliases: [EGRESS_ALIAS] } } }
+        NetworkingConfig: { EndpointsConfig: { [internal.name]: { Aliases: [EGRESS_ALIAS], ...(podman !== undefined ? { IPAMConfig: { IPv4Address: podman.egressIp } } : {}) } } }
       },
       [{ network: egressNet.name, aliases: [EGRESS_ALIAS] }],
       { port: EGRESS_PORT }
@@ -404,7 +418,13 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext): DockerBott
         ...(b.resources.cpus !== undefined ? { NanoCpus: Math.round(b.resources.cpus * 1e9) } : {}),
         Binds: binds,
         NetworkMode: internal.name,
-        RestartPolicy: { Name: "no" }
+        RestartPolicy: { Name: "no" },
+        ...(podman !== undefined
+          ? {
+            ExtraHosts: [...(fenced ? [`${EGRESS_ALIAS}:${podman.egressIp}`] : []), "host.containers.internal:127.0.0.1"],
+            Sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" }
+          }
+          : {})
       },
       NetworkingConfig: { EndpointsConfig: { [internal.name]: { Aliases: ["agent"] } } }
     },

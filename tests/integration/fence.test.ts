@@ -101,7 +101,7 @@ describe.skipIf(!available)("the fence, as observed", () => {
       const v = bottle(env, "verify", "b")
       expect(v.status, v.stdout + v.stderr).toBe(0)
       expect(v.stdout).toContain("b: fence holds")
-      for (const p of ["proxy answers", "proxy refuses a host not allowed", "no direct route out", "host and gateways unreachable", "no outside name resolves", "no IPv6 address"]) {
+      for (const p of ["proxy answers", "proxy refuses a host not allowed", "no direct route out", "host and gateways unreachable", "no outside DNS", "no IPv6 address"]) {
         expect(v.stdout).toMatch(new RegExp(`ok +${p}`))
       }
       expect(bottle(env, "get").stdout).toMatch(/\bb\s+default\s+running\s+present\s+ok \d+s ago/)
@@ -152,11 +152,11 @@ describe.skipIf(!available)("the fence, as observed", () => {
         const ip = docker("inspect", "--format", `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, dns)
         docker("run", "-d", "--name", victim, "--network", net, "--dns", ip, "--label", "dev.bottle.managed-by=bottle", AGENT_IMAGE)
         const out = probeIn(victim, ["example.com"])
-        const dnsProp = out.properties.find((p) => p.name === "no outside name resolves")
+        const dnsProp = out.properties.find((p) => p.name === "no outside DNS")
         expect(dnsProp, JSON.stringify(out)).toMatchObject({ ok: false })
         expect(dnsProp!.detail).toContain("example.com -> 10.9.9.9")
         // The same probe in the bottle's own agent finds nothing resolves: the check tells the two apart.
-        expect(probeIn(agent, ["example.com"]).properties.find((p) => p.name === "no outside name resolves")).toMatchObject({ ok: true })
+        expect(probeIn(agent, ["example.com"]).properties.find((p) => p.name === "no outside DNS")).toMatchObject({ ok: true })
       } finally {
         dockerOk("rm", "-f", dns, victim)
         dockerOk("network", "rm", net)
@@ -206,7 +206,7 @@ describe.skipIf(!available)("a bottle with an empty allow list", () => {
     expect(v.status, v.stdout).toBe(0)
     const props = JSON.parse(v.stdout).bottles[0].properties.map((p: { name: string }) => p.name)
     expect(props).not.toContain("proxy answers")
-    expect(props).toEqual(expect.arrayContaining(["no direct route out", "host and gateways unreachable", "no outside name resolves"]))
+    expect(props).toEqual(expect.arrayContaining(["no direct route out", "host and gateways unreachable", "no outside DNS"]))
   })
 })
 
