@@ -248,6 +248,51 @@ describe.skipIf(!available)("faults", () => {
     await slow
   })
 
+  it("Ctrl-C in the middle of apply: nothing new starts, the report says what was done and not started, the lock is released, exit 130", async () => {
+    const names = Array.from({ length: 4 }, (_, i) => `int${i}`)
+    const file = join(dir, "interrupt.yaml")
+    writeFileSync(file, specOf(names))
+    const child = spawn(process.execPath, [BIN, "apply", "-f", file, "--concurrency", "2"], { env: { ...process.env, ...env, BOTTLE_PROBE_IMAGE: EGRESS_IMAGE, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    child.stderr.on("data", (d) => (stderr += d))
+    // Once it has started acting.
+    for (let i = 0; i < 400 && !stdout.includes("done "); i++) await new Promise((r) => setTimeout(r, 25))
+    child.kill("SIGINT")
+    const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)))
+    expect(code, stdout + stderr).toBe(130)
+    expect(stdout).toMatch(/^done /m)
+    expect(stdout).toMatch(/^skipped \S+ \S+: interrupted before it started$/m)
+    expect(stdout).toMatch(/\d+ done, \d+ failed, \d+ skipped\./)
+    expect(stderr).toContain("SIGINT: interrupted")
+    expect(existsSync(join(home, "bottle.lock"))).toBe(false)
+    // The next run finishes the job.
+    const again = bottle(env, "apply", "-f", file)
+    expect(again.status, again.stdout + again.stderr).toBe(0)
+    expect(bottle(env, "diff", "-f", file).status).toBe(0)
+    expect(bottle(env, "reconcile", "--prune", "--yes").status).toBe(0)
+  })
+
+  it("Ctrl-C before anything changed: exit 130 at once, nothing done, lock released", async () => {
+    proxy = await startFaultProxy()
+    proxy.rules.push({ method: "GET", path: /^\/v1\.41\/images\/json/, fault: "hang" })
+    const file = join(dir, "early.yaml")
+    writeFileSync(file, specOf(["early"]))
+    const child = spawn(process.execPath, [BIN, "apply", "-f", file], { env: { ...process.env, ...env, DOCKER_HOST: proxy.endpoint }, stdio: ["ignore", "pipe", "pipe"] })
+    let stderr = ""
+    child.stderr.on("data", (d) => (stderr += d))
+    await new Promise((r) => setTimeout(r, 1500))
+    const started = Date.now()
+    child.kill("SIGINT")
+    const code = await new Promise<number | null>((r) => child.on("close", (c) => r(c)))
+    expect(code).toBe(130)
+    expect(Date.now() - started).toBeLessThan(5_000)
+    expect(stderr).toContain("SIGINT: interrupted before anything was changed.")
+    expect(existsSync(join(home, "bottle.lock"))).toBe(false)
+    expect(leftovers(prefix).filter((l) => l.includes("early"))).toEqual([])
+  })
+
   for (const command of ["apply", "reconcile"] as const) {
     it(`SIGKILL in the middle of ${command}: the next run converges with no duplicates`, async () => {
       const names = Array.from({ length: 6 }, (_, i) => `k${command[0]}${i}`)
