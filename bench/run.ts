@@ -3,9 +3,10 @@ import { benchPrune } from "./prune.bench.js"
 import { benchRequests } from "./requests.bench.js"
 import { benchStartup } from "./startup.bench.js"
 import { benchReap } from "./reap.bench.js"
+import { benchVerify } from "./verify.bench.js"
 
 const only = process.argv[2]
-const all: Record<string, () => unknown> = { startup: benchStartup, requests: benchRequests, prune: benchPrune, reap: benchReap }
+const all: Record<string, () => unknown> = { startup: benchStartup, requests: benchRequests, prune: benchPrune, reap: benchReap, verify: benchVerify }
 for (const [name, run] of Object.entries(all)) {
   if (only !== undefined && only !== name) continue
   console.log(`\n== ${name} ==`)

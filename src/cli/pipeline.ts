@@ -125,7 +125,7 @@ export const mutate = (req: MutateRequest) =>
       if (req.output === "json") {
         json({
           plan: planJson(p),
-          report: report.results.map((r) => ({ action: actionJson(r.action), outcome: r.outcome._tag, ...(r.outcome._tag === "Failed" ? { error: r.outcome.error } : r.outcome._tag === "Skipped" ? { reason: r.outcome.reason } : {}) }))
+          report: report.results.map((r) => ({ action: actionJson(r.action), outcome: r.outcome._tag, ms: r.ms, ...(r.outcome._tag === "Failed" ? { error: r.outcome.error } : r.outcome._tag === "Skipped" ? { reason: r.outcome.reason } : {}) }))
         })
       } else {
         out("")

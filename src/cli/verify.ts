@@ -32,7 +32,7 @@ export const verify = Command.make("verify", { bottles, output }, (o) =>
           Effect.tap((v) => Effect.promise(() => writeVerdict(spec.stateDir, v).catch(() => undefined))),
           Effect.map((v): { bottle: string; verdict: Verdict | undefined; error: string | undefined } => ({ bottle: spec.bottle, verdict: v, error: undefined })),
           Effect.catchAll((e) => Effect.succeed({ bottle: spec.bottle, verdict: undefined, error: e.message }))
-        ), { concurrency: 8 })
+        ), { concurrency: "unbounded" })
       const s = style()
       if (o.output === "json") {
         json({

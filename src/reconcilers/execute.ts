@@ -39,6 +39,7 @@ export const execute = (plan: Plan, run: RunAction, opts: ExecuteOptions): Effec
     const runOne = (a: Action) =>
       Effect.gen(function* () {
         let outcome: Outcome | undefined
+        let ms = 0
         for (const dep of a.after) {
           const d = done.get(dep)
           if (d === undefined) {
@@ -57,7 +58,9 @@ export const execute = (plan: Plan, run: RunAction, opts: ExecuteOptions): Effec
             Effect.suspend((): Effect.Effect<Outcome> => {
               // Nothing new starts once a stop is asked for, even an action that was waiting for a permit.
               if (opts.stop?.requested() === true) return Effect.succeed(Outcome.Skipped({ reason: "interrupted before it started" }))
+              const started = performance.now()
               const ran = run(a).pipe(
+                Effect.ensuring(Effect.sync(() => { ms = Math.round(performance.now() - started) })),
                 Effect.map((note): Outcome => Outcome.Done(note ? { note } : {})),
                 Effect.catchAll((e) => Effect.succeed(Outcome.Failed({ error: e.message }))),
                 // A defect fails that action only: the others go on and the report is kept.
@@ -73,7 +76,7 @@ export const execute = (plan: Plan, run: RunAction, opts: ExecuteOptions): Effec
             })
           )
         }
-        const result = { action: a, outcome }
+        const result = { action: a, outcome, ms }
         results.set(a.id, result)
         opts.onResult?.(result)
         yield* Deferred.succeed(done.get(a.id)!, outcome)

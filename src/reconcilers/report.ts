@@ -12,6 +12,8 @@ export const Outcome = Data.taggedEnum<Outcome>()
 export interface ActionResult {
   readonly action: Action
   readonly outcome: Outcome
+  /** How long it ran, in milliseconds (0 for what never started). */
+  readonly ms: number
 }
 
 export interface Report {
