@@ -7,6 +7,7 @@ export default defineConfig({
     hookTimeout: 180_000,
     // Integration suites share one Docker Engine and one prefix each; files run one at a time.
     fileParallelism: false,
+    setupFiles: ["tests/support/yieldBetweenTests.ts"],
     reporters: ["default", "./tests/support/summaryReporter.ts"]
   }
 })

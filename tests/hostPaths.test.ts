@@ -20,7 +20,7 @@ const root = mkdtempSync(join(tmpdir(), "bottle-hostpaths-"))
 const home = join(root, "home")
 const engineDir = join(root, "run")
 const socket = join(engineDir, "docker.sock")
-const host: LoadContext = { home, bottleHome: join(home, ".claude-bottle"), engineSockets: [socket], memoryBytes: undefined, cpus: undefined }
+const host: LoadContext = { home, bottleHome: join(home, ".claude-bottle"), engineSockets: [socket], memoryBytes: undefined, cpus: undefined, env: {}, secretKey: () => Buffer.alloc(32, 7), prefix: "claude-bottle" }
 let server: Server
 
 beforeAll(async () => {

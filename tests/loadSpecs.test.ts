@@ -17,7 +17,7 @@ const write = (d: string, name: string, text: string) => {
 const head = (name: string) => `apiVersion: bottle/v1\nkind: Bottle\nmetadata:\n  name: ${name}\nspec:\n  image: claude-bottle:latest\n`
 
 /** The host as loading sees it in these tests: a home of its own, nothing else special. */
-export const host: LoadContext = { home: "/nonexistent-home", bottleHome: "/nonexistent-home/.claude-bottle", engineSockets: ["/var/run/docker.sock"], memoryBytes: undefined, cpus: undefined }
+export const host: LoadContext = { home: "/nonexistent-home", bottleHome: "/nonexistent-home/.claude-bottle", engineSockets: ["/var/run/docker.sock"], memoryBytes: undefined, cpus: undefined, env: {}, secretKey: () => Buffer.alloc(32, 7), prefix: "claude-bottle" }
 
 const problems = (files: ReadonlyArray<string>) =>
   loadSpecs(files, "default", host).pipe(
@@ -61,7 +61,15 @@ const badYaml: ReadonlyArray<[string, string, number, string, string]> = [
   ["egress.allow: *", `${head("a")}  egress: {allow: ["*"]}\n`, 7, "spec.egress.allow[0]", "every host"],
   ["egress.allow: an IP address", `${head("a")}  egress: {allow: [10.1.2.3]}\n`, 7, "spec.egress.allow[0]", "IP addresses"],
   ["egress.allow: a whole top-level domain", `${head("a")}  egress: {allow: ["*.com"]}\n`, 7, "spec.egress.allow[0]", "top-level domain"],
-  ["a port with pipelock, which cannot limit ports", `${head("a")}  egress: {proxy: pipelock, allow: ["x.test:8443"]}\n`, 7, "spec.egress.allow[0]", "pipelock cannot limit"]
+  ["a port with pipelock, which cannot limit ports", `${head("a")}  egress: {proxy: pipelock, allow: ["x.test:8443"]}\n`, 7, "spec.egress.allow[0]", "pipelock cannot limit"],
+  ["a secret injected for a host not allowed", `${head("a")}  egress: {allow: [a.test]}\n  secrets:\n    K: {from: "env:K", inject: {host: b.test, header: x-api-key}}\n`, 9, "spec.secrets.K.inject.host", "not in egress.allow"],
+  ["a secret injected with pipelock", `${head("a")}  egress: {proxy: pipelock, allow: [a.test]}\n  secrets:\n    K: {from: "env:K", inject: {host: a.test, header: x-api-key}}\n`, 9, "spec.secrets.K.inject", "pipelock cannot put a secret"],
+  ["a secret injected for a wildcard", `${head("a")}  egress: {allow: ["*.a.test"]}\n  secrets:\n    K: {from: "env:K", inject: {host: "*.a.test", header: x-api-key}}\n`, 9, "spec.secrets.K.inject.host", "without a wildcard"],
+  ["a secret also set in env", `${head("a")}  env: {K: "1"}\n  secrets:\n    K: {from: "env:K"}\n`, 9, "spec.secrets.K", "also set in env"],
+  ["a secret from somewhere else", `${head("a")}  secrets:\n    K: {from: "vault:k"}\n`, 8, "spec.secrets.K.from", "env:VARIABLE or file:PATH"],
+  ["a format without {value}", `${head("a")}  egress: {allow: [a.test]}\n  secrets:\n    K: {from: "env:K", inject: {host: a.test, header: authorization, format: "Bearer"}}\n`, 9, "spec.secrets.K.inject.format", "must hold {value}"],
+  ["both image and build", `${head("a")}  build: {context: .}\n`, 7, "spec.build", "not both"],
+  ["a missing workspace", `${head("a")}  workspace: ./nope\n`, 7, "spec.workspace", "does not exist"]
 ]
 
 describe("loadSpecs rejects bad input with file, line and field", () => {
@@ -169,6 +177,6 @@ describe("loadSpecs accepts good input", () => {
   it.effect("the shipped example specs", () =>
     Effect.gen(function* () {
       const bottles = yield* loadSpecs(["specs"], "default", host).pipe(Effect.provide(NodeContext.layer))
-      expect(bottles.map((b) => b.name)).toEqual(["demo-researcher", "demo-reviewer", "researcher", "reviewer", "vm-researcher", "writer"])
+      expect(bottles.map((b) => b.name)).toEqual(["claude", "demo-researcher", "demo-reviewer", "researcher", "reviewer", "vm-researcher", "writer"])
     }))
 })

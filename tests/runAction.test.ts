@@ -16,7 +16,7 @@ import { Action } from "../src/reconcilers/actions.js"
 import { makeRunner } from "../src/reconcilers/runAction.js"
 import { makeNames } from "../src/resources/names.js"
 
-const runnerOptions = { log: () => undefined, names: makeNames("claude-bottle"), probeImage: "probe:1", localEngine: true, readySeconds: 5 }
+const runnerOptions = { log: () => undefined, names: makeNames("claude-bottle"), probeImage: "probe:1", localEngine: true, readySeconds: 5, endpoint: { display: "unix:///nonexistent", socketPath: "/nonexistent", baseUrl: "http://docker" } }
 
 // The state-dir actions must not touch either backend.
 const NoBackends = Layer.mergeAll(
@@ -184,7 +184,7 @@ describe("machines and state dirs at execution time", () => {
       const spec = {
         bottle: "a", path: join(root, "a"), specHash: "h", preserve: false,
         metadata: { managedBy: "bottle" as const, prefix: "claude-bottle", name: "a", backend: "docker", set: "default", specHash: "h" },
-        files: { "agent/prompt.md": { content: "hi", mode: 0o644 } }, dirs: [{ path: "workspace", mode: 0o755 }, { path: "agent", mode: 0o755 }], managed: ["agent"]
+        files: { "agent/prompt.md": { content: "hi", mode: 0o644 } }, dirs: [{ path: "workspace", mode: 0o755 }, { path: "agent", mode: 0o755 }], managed: ["agent"], ca: false, upstreamTrust: []
       }
       const result = yield* Effect.gen(function* () {
         const run = yield* makeRunner(runnerOptions)

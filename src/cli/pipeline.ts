@@ -41,7 +41,8 @@ export const runnerOptions = (settings: Settings) => ({
   names: settings.names,
   probeImage: settings.probeImage,
   localEngine: settings.docker.socketPath !== undefined,
-  readySeconds: settings.readySeconds
+  readySeconds: settings.readySeconds,
+  endpoint: settings.docker
 })
 
 /** Observes and plans; an unreachable Docker Engine ends the command with 2 before anything is planned. */

@@ -55,6 +55,11 @@ export interface SmolvmShape {
   readonly stop: (name: string) => Effect.Effect<void, SmolvmError>
   /** Stops the machine if it runs, then deletes it. */
   readonly delete: (name: string) => Effect.Effect<void, SmolvmError>
+  /**
+   * Runs a command in a running machine with this process's stdin, stdout and
+   * stderr, and returns its exit code (smolvm passes the command's on).
+   */
+  readonly exec: (name: string, cmd: ReadonlyArray<string>, opts: { readonly interactive: boolean; readonly tty: boolean; readonly env: ReadonlyArray<string>; readonly workdir: string | undefined }) => Effect.Effect<number, SmolvmError>
 }
 
 export class Smolvm extends Context.Tag("bottle/Smolvm")<Smolvm, SmolvmShape>() {}
@@ -263,8 +268,34 @@ const make = (opts: SmolvmOptions) =>
       return act(args, `${binary} machine create --name ${spec.name}`, (line) => (/already exists/.test(line) ? "AlreadyExists" : "Failed"), pullTimeout)
     }
 
+    const exec: SmolvmShape["exec"] = (name, cmd, o) => {
+      const args = [
+        "machine", "exec", "--name", name,
+        ...o.env.flatMap((e) => ["-e", e]),
+        ...(o.workdir !== undefined ? ["-w", o.workdir] : []),
+        ...(o.interactive ? ["-i"] : []),
+        ...(o.tty ? ["-t"] : []),
+        "--", ...cmd
+      ]
+      const display = `${binary} machine exec --name ${name}`
+      return Command.make(binary, ...args).pipe(
+        Command.env(opts.env ?? {}),
+        Command.stdin(o.interactive ? "inherit" : Stream.empty),
+        Command.stdout("inherit"),
+        Command.stderr("inherit"),
+        (c) => executor.start(c),
+        Effect.flatMap((p) => p.exitCode),
+        Effect.scoped,
+        Effect.map((code) => Number(code)),
+        Effect.mapError((e) =>
+          e._tag === "SystemError" && e.reason === "NotFound" && e.method === "spawn" ? fail(display, "NotInstalled", `${binary}: no such file`) : fail(display, "Failed", e.message)
+        )
+      )
+    }
+
     return Smolvm.of({
       binary,
+      exec,
       version,
       list,
       create,

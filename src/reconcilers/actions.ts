@@ -1,5 +1,6 @@
 /** The typed steps of a plan. Each names its resource, a cause a person can read, and what it waits for. */
 import { Data } from "effect"
+import type { DesiredBuild } from "../resources/desired.js"
 import type { ContainerSpec, NetworkSpec, StateDirSpec, VerifySpec } from "../resources/realise.js"
 import type { MachineSpec } from "../resources/realiseSmolmachines.js"
 
@@ -13,7 +14,7 @@ export interface AwaitReady {
   readonly image: string
 }
 
-export type ResourceKind = "bottle" | "network" | "container" | "volume" | "machine" | "state dir"
+export type ResourceKind = "bottle" | "network" | "container" | "volume" | "machine" | "state dir" | "image"
 
 interface Common {
   /** Unique within a plan; what `after` refers to. */
@@ -46,6 +47,8 @@ export type Action = Data.TaggedEnum<{
   DeleteMachine: Common & { readonly replaced: boolean }
   EnsureStateDir: Common & { readonly spec: StateDirSpec; readonly exists: boolean }
   RemoveStateDir: Common & { readonly root: string; readonly name: string }
+  /** Build the agent's image from its context through the Engine, tagged by what the build sees. */
+  BuildImage: Common & { readonly build: DesiredBuild }
   /** Probe a bottle's fence from inside its agent's network namespace; on failure the agent is stopped. */
   VerifyBottle: Common & { readonly spec: VerifySpec }
   Unchanged: Common & { readonly kind: ResourceKind }
@@ -85,6 +88,8 @@ export const kindOf = (a: Action): ResourceKind => {
       return "state dir"
     case "VerifyBottle":
       return "bottle"
+    case "BuildImage":
+      return "image"
     case "Unchanged":
     case "Blocked":
       return a.kind

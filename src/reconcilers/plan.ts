@@ -180,6 +180,11 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
       continue
     }
 
+    if (b.secretProblems.length > 0) {
+      mine.forEach((i) => claimed.add(i))
+      blockBottle(b, "secret missing", `${b.secretProblems.join("; ")}: bottle will not start it without`)
+      continue
+    }
     const onPodman = b.backend === "docker" && docker.engine?.kind === "podman"
     if (onPodman && (docker.engine?.networkBackend !== "netavark" || docker.engine.rootless === true)) {
       mine.forEach((i) => claimed.add(i))
@@ -472,6 +477,10 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
     ctx.out.add(Action.RemoveNetwork({ bottle: b.name, resource: n.name, id: `RemoveNetwork:${n.name}:${n.id.slice(0, 12)}`, cause: "not in spec", after: [...strayServiceRemovals, ...preRemovals], networkId: n.id, replaced: false }))
   }
 
+  // An image bottle builds is made before the agent that runs it, unless the Engine has it already (same tag: same context).
+  const built = b.build !== undefined && ctx.images[normaliseImageRef(b.image)] === undefined
+    ? ctx.out.add(Action.BuildImage({ bottle: b.name, resource: b.image, id: `BuildImage:${b.image}`, cause: "its context changed (or was never built)", after: [], build: b.build }))
+    : undefined
   let previousStart: string | undefined
   let awaitReady: AwaitReady | undefined
   const starts: Array<string> = []
@@ -479,7 +488,7 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
   for (const spec of r.containers) {
     const p = planContainer(ctx, b.name, spec, forceReplace !== undefined ? [] : candidatesFor(spec), {
       ...(removedNames.has(spec.name) ? { removedFor: forceReplace! } : {}),
-      createAfter: [...networkIds, ...(sdId ? [sdId] : []), ...preRemovals, ...moved],
+      createAfter: [...networkIds, ...(sdId ? [sdId] : []), ...preRemovals, ...moved, ...(built !== undefined && spec.service === "agent" ? [built] : [])],
       // The agent starts once its proxy has (and answers): sidecars → agent.
       startAfter: previousStart ? [previousStart] : [],
       ...(awaitReady !== undefined ? { awaitReady } : {})

@@ -23,6 +23,8 @@ const symbolOf = (a: Action, s: Style): string | undefined => {
     case "CreateContainer":
     case "CreateMachine":
       return a.replaces ? s.yellow("-/+") : s.green("+")
+    case "BuildImage":
+      return s.green("+")
     case "EnsureStateDir":
       return a.exists ? s.yellow("~") : s.green("+")
     case "StartContainer":
@@ -54,6 +56,8 @@ const verbOf = (a: Action): string => {
       return "restart "
     case "EnsureStateDir":
       return a.exists ? "update " : ""
+    case "BuildImage":
+      return "build "
     default:
       return ""
   }
@@ -82,6 +86,9 @@ export const summarise = (plan: Plan): Summary => {
       case "EnsureStateDir":
         if (a.exists) change++
         else add++
+        break
+      case "BuildImage":
+        add++
         break
       case "StartContainer":
       case "StartMachine":

@@ -5,15 +5,18 @@
 import { chmod, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises"
 import { FileSystem } from "@effect/platform"
 import { Data, Effect, Either, Schedule } from "effect"
-import { DockerEngine, type DockerError } from "../observers/DockerEngine.js"
+import { DockerEngine, type DockerError, type Endpoint } from "../observers/DockerEngine.js"
+import { buildImage } from "../observers/DockerStreams.js"
+import { readContext, tarContext } from "../resources/buildContext.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
 import { readMetadata } from "../observers/stateObserver.js"
 import { readBoundedFile } from "../resources/hostPaths.js"
 import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
 import { bottleNameProblem, type Names } from "../resources/names.js"
-import { proxyEnv, type StateDirSpec } from "../resources/realise.js"
+import { GENERATED_FILES, proxyEnv, type StateDirSpec } from "../resources/realise.js"
 import { EGRESS_IP_LABEL } from "../resources/realiseSmolmachines.js"
 import { Action, type AwaitReady } from "./actions.js"
+import { certificateOf, hostCaBundle, makeBottleCa } from "./bottleCa.js"
 import type { RunAction } from "./execute.js"
 import { ProbeError, verdictText, verifyFence, waitReady, type Verdict } from "./verify.js"
 
@@ -43,6 +46,8 @@ export interface RunnerOptions {
   readonly localEngine: boolean
   /** Seconds a proxy may take to answer; past that its start fails and its agent is not started. */
   readonly readySeconds: number
+  /** The Engine, for what streams (builds). */
+  readonly endpoint: Endpoint
 }
 
 /** Where a bottle's last verification is kept (the agent cannot write there: only workspace/ is mounted read-write). */
@@ -213,6 +218,26 @@ export const makeRunner = (opts: RunnerOptions) =>
         return note
       })
 
+    /** Builds an agent image from its context, if the context is still what the plan saw (its hash is the image's tag). */
+    const buildAgentImage = (a: Extract<Action, { _tag: "BuildImage" }>) =>
+      Effect.gen(function* () {
+        const { build } = a
+        const read = yield* Effect.tryPromise({
+          try: () => readContext(build.context, build.dockerfile, build.args),
+          catch: (e) => new StateDirError({ path: build.context, detail: e instanceof Error ? e.message : String(e) })
+        })
+        if (read.hash !== build.hash) {
+          return yield* Effect.fail(new StateDirError({ path: build.context, detail: "changed since the spec was read: run the command again" }))
+        }
+        opts.log(`building ${a.resource} from ${build.context}`)
+        let last = 0
+        yield* buildImage(opts.endpoint, a.resource, tarContext(build.context, read.entries), { dockerfile: build.dockerfile, args: build.args }, (line) => {
+          const now = Date.now()
+          if (now - last > 1000 || /^Step \d+\/\d+/.test(line)) { last = now; opts.log(`  ${line}`) }
+        }, 30 * 60 * 1000)
+        return `tagged ${a.resource}`
+      })
+
     const verifyBottle = (a: Extract<Action, { _tag: "VerifyBottle" }>) =>
       Effect.gen(function* () {
         const { spec } = a
@@ -243,6 +268,7 @@ export const makeRunner = (opts: RunnerOptions) =>
         case "EnsureStateDir": return ensureStateDir(a)
         case "RemoveStateDir": return removeStateDir(a)
         case "VerifyBottle": return verifyBottle(a)
+        case "BuildImage": return buildAgentImage(a)
         case "Unchanged":
         case "Blocked":
           return Effect.void
@@ -279,7 +305,11 @@ export const writeStateDir = async (spec: StateDirSpec, prefix: string): Promise
     await chmod(p, d.mode)
   }
   // Whatever bottle alone writes and the spec no longer has goes (a removed skill, a file planted there).
-  const wanted = new Set([...Object.keys(spec.files), ...spec.dirs.map((d) => d.path)])
+  const generated = [
+    ...(spec.ca ? [GENERATED_FILES.caKey, GENERATED_FILES.caCert, GENERATED_FILES.caBundle] : []),
+    ...(spec.upstreamTrust.length > 0 ? [GENERATED_FILES.upstream] : [])
+  ]
+  const wanted = new Set([...Object.keys(spec.files), ...spec.dirs.map((d) => d.path), ...generated])
   const prune = async (rel: string): Promise<void> => {
     for (const e of await readdir(`${root}/${rel}`, { withFileTypes: true })) {
       const child = `${rel}/${e.name}`
@@ -295,6 +325,29 @@ export const writeStateDir = async (spec: StateDirSpec, prefix: string): Promise
     await writeFile(tmp, f.content, { mode: f.mode })
     await chmod(tmp, f.mode)
     await rename(tmp, target)
+  }
+  const writeFileAtomically = async (rel: string, content: string, mode: number) => {
+    const target = `${root}/${rel}`
+    if ((await kind(target)) === "symlink") await rm(target)
+    const tmp = `${target}.tmp-${process.pid}`
+    await writeFile(tmp, content, { mode })
+    await chmod(tmp, mode)
+    await rename(tmp, target)
+  }
+  if (spec.ca) {
+    // Made once and kept: a new CA at every apply would break what the agent already trusts.
+    let ca = await readBounded(`${root}/${GENERATED_FILES.caKey}`)
+    if (ca === undefined || certificateOf(ca) === undefined) {
+      const made = makeBottleCa(spec.bottle)
+      ca = `${made.keyPem}${made.certPem}`
+      await writeFileAtomically(GENERATED_FILES.caKey, ca, 0o600)
+    }
+    const cert = certificateOf(ca)!
+    await writeFileAtomically(GENERATED_FILES.caCert, cert, 0o644)
+    await writeFileAtomically(GENERATED_FILES.caBundle, `${hostCaBundle()}${cert}`, 0o644)
+  }
+  if (spec.upstreamTrust.length > 0) {
+    await writeFileAtomically(GENERATED_FILES.upstream, `${hostCaBundle()}${spec.upstreamTrust.map((t) => (t.endsWith("\n") ? t : `${t}\n`)).join("")}`, 0o600)
   }
   let createdAt = new Date().toISOString()
   if (meta !== undefined) {

@@ -30,7 +30,38 @@ export interface DesiredBottle {
   readonly preserve: boolean
   /** Per-bottle egress image override (spec.sidecars.egress.image). */
   readonly egressImage: string | undefined
+  /** CA certificates (PEM text) the proxy trusts for upstreams whose TLS it opens. */
+  readonly egressTrust: ReadonlyArray<string>
+  /** A host directory mounted read-write at the workdir, instead of the state dir's workspace/ (absolute, checked). */
+  readonly workspace: string | undefined
+  /** The user the agent runs as; undefined: its image's. */
+  readonly user: string | undefined
+  readonly secrets: ReadonlyArray<DesiredSecret>
+  /** Secrets that could not be had (a variable not set, a file missing): the bottle is refused, naming them. */
+  readonly secretProblems: ReadonlyArray<string>
+  /** When the image is built by bottle: the context, read and hashed (the image is tagged by that hash). */
+  readonly build: DesiredBuild | undefined
   readonly source: { readonly file: string; readonly line: number }
+}
+
+/** A secret as loaded: its value is for the proxy (or the agent's env) only, never for a plan, a label or a hash. */
+export interface DesiredSecret {
+  readonly name: string
+  /** Never shown, logged, hashed plainly or written anywhere the agent can read (unless not injected: then the agent's env). */
+  readonly value: string
+  /** Keyed hash of the value: a changed value still replaces what uses it, and the hash tells nothing. */
+  readonly digest: string
+  readonly inject: { readonly host: string; readonly header: string; readonly format: string } | undefined
+}
+
+export interface DesiredBuild {
+  /** Absolute path of the context directory. */
+  readonly context: string
+  /** The Dockerfile's path inside the context. */
+  readonly dockerfile: string
+  readonly args: Readonly<Record<string, string>>
+  /** Hash of every file the build sees (.dockerignore honoured), the Dockerfile's path and the args. */
+  readonly hash: string
 }
 
 /** Limits applied when the spec names none: a sandbox without limits is not one. */

@@ -15,7 +15,7 @@ export const EGRESS_POLICY_FILE = "policy.json"
 export interface EgressPolicy {
   readonly bottle: string
   readonly rules: ReadonlyArray<{ readonly entry: string; readonly domain: string; readonly wildcard: boolean; readonly ports: ReadonlyArray<number> }>
-  /** Hosts whose TLS the proxy intercepts to put a secret in a header; the value is read from `file` under the config dir. */
+  /** Hosts whose TLS the proxy opens to put a secret in a header; the value is read from `file` under the config dir. */
   readonly inject: ReadonlyArray<{ readonly host: string; readonly header: string; readonly format: string; readonly file: string; readonly placeholder: string }>
 }
 
@@ -44,11 +44,12 @@ class BottleEgress:
             policy = json.load(f)
         self.bottle = policy["bottle"]
         self.rules = policy["rules"]
+        # Host -> [(header, value)]: the secret values are read here, from files only the proxy sees.
         self.inject = {}
         for i in policy.get("inject", []):
             with open(os.path.join(CONFIG_DIR, i["file"])) as f:
                 value = f.read()
-            self.inject.setdefault(_norm(i["host"]), []).append((i["header"], i["format"].replace("{value}", value), i["placeholder"]))
+            self.inject.setdefault(_norm(i["host"]), []).append((i["header"], i["format"].replace("{value}", value)))
 
     def _rule(self, host, port):
         h = _norm(host)
@@ -107,7 +108,8 @@ class BottleEgress:
                 self._refuse(flow, flow.request.method, name, port, "not in the allow list")
                 return
         if flow.request.scheme == "https":
-            for header, value, placeholder in self.inject.get(_norm(host), []):
+            # Only a tunnel bottle opened (an injected host) gets here: whatever the agent put in the header, the real value goes.
+            for header, value in self.inject.get(_norm(host), []):
                 flow.request.headers[header] = value
             self._log(flow.request.method, host, port, "allowed", self._rule(host, port), "credential injected" if _norm(host) in self.inject else "allow list")
         else:

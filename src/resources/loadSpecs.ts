@@ -5,7 +5,11 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import { Effect, Either, ParseResult, Schema } from "effect"
-import { DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, parseMemory, type DesiredBottle } from "./desired.js"
+import { builtImageTag } from "./buildTag.js"
+import { readContext } from "./buildContext.js"
+import { DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, parseMemory, type DesiredBottle, type DesiredBuild, type DesiredSecret } from "./desired.js"
+import { allowedBy, normaliseHost, parseAllowEntry } from "./egressRules.js"
+import { digestOf, readSecret } from "./secrets.js"
 import { formatBytes, hostPathProblem, readBoundedFile, readTree, realPathOf, type CopiedTree, type HostContext } from "./hostPaths.js"
 import { MAX_SPEC_BYTES, nearest, parseSpecText, pathText, type ParsedDocument } from "./parseDocuments.js"
 import { BottleDocument } from "./spec.js"
@@ -94,6 +98,12 @@ export interface LoadContext extends HostContext {
   /** The host's memory and CPUs, when the engine runs here: a bottle cannot have more. */
   readonly memoryBytes: number | undefined
   readonly cpus: number | undefined
+  /** Where `env:` secrets are read from. */
+  readonly env: NodeJS.ProcessEnv
+  /** The install's key for hashing secret values (made on first use). */
+  readonly secretKey: () => Buffer
+  /** Names built images are tagged with. */
+  readonly prefix: string
 }
 
 export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: LoadContext) =>
@@ -129,6 +139,8 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
       if (parsed._tag === "Err") { problems.push(...parsed.problems); continue }
       if (parsed.documents.length === 0) problem(file, "holds no bottle documents")
       const dir = path.dirname(path.resolve(file))
+      /** A host path as a spec writes it: relative to the spec file, `~/` from your home. */
+      const fromSpec = (p: string) => (p === "~" || p.startsWith("~/") ? path.join(host.home, p.slice(1)) : path.resolve(dir, p))
       for (const doc of parsed.documents) {
         const decoded = decodeDocument(file, doc)
         if (Either.isLeft(decoded)) { problems.push(...decoded.left); continue }
@@ -153,7 +165,7 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
           problem(file, "give prompt or promptFile, not both", p.line, p.column, "spec.promptFile")
         } else if (b.spec.promptFile !== undefined) {
           const p = at(["spec", "promptFile"])
-          const checked = yield* checkedHostPath(path.resolve(dir, b.spec.promptFile), host)
+          const checked = yield* checkedHostPath(fromSpec(b.spec.promptFile), host)
           if (typeof checked !== "string") problem(file, `prompt file ${checked.message}`, p.line, p.column, "spec.promptFile")
           else {
             const read = yield* Effect.either(readBoundedFile(checked, MAX_PROMPT_BYTES))
@@ -166,7 +178,7 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
         const skills: Array<CopiedTree> = []
         for (const [i, s] of (b.spec.skills ?? []).entries()) {
           const p = at(["spec", "skills", i])
-          const checked = yield* checkedHostPath(path.resolve(dir, s), host)
+          const checked = yield* checkedHostPath(fromSpec(s), host)
           if (typeof checked !== "string") { problem(file, `skill ${checked.message}`, p.line, p.column, `spec.skills[${i}]`); continue }
           const tree = yield* Effect.either(readTree(checked))
           if (Either.isLeft(tree)) problem(file, `skill ${tree.left.path} ${tree.left.detail}`, p.line, p.column, `spec.skills[${i}]`)
@@ -190,11 +202,75 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
             problem(file, "pipelock cannot limit an allowed host to a port: use the default proxy (mitmproxy), or drop the port", p.line, p.column, `spec.egress.allow[${ported}]`)
           }
         }
+        // The image: given, or built by bottle from a context (tagged by what the build sees).
+        let image = b.spec.image
+        let build: DesiredBuild | undefined
+        if ((b.spec.image === undefined) === (b.spec.build === undefined)) {
+          const p = at(["spec", b.spec.image !== undefined ? "build" : "image"])
+          problem(file, b.spec.image !== undefined ? "give image or build, not both" : "give image, or build to have bottle build it", p.line, p.column, b.spec.image !== undefined ? "spec.build" : "spec")
+        } else if (b.spec.build !== undefined) {
+          const p = at(["spec", "build", "context"])
+          if (b.spec.backend === "smolmachines") problem(file, "not supported by the smolmachines backend: smolvm pulls its image from a registry, not from the local Engine", p.line, p.column, "spec.build")
+          const context = yield* checkedHostPath(fromSpec(b.spec.build.context), host)
+          if (typeof context !== "string") problem(file, `build context ${context.message}`, p.line, p.column, "spec.build.context")
+          else {
+            const dockerfile = b.spec.build.dockerfile ?? "Dockerfile"
+            const args = { ...b.spec.build.args }
+            const read = yield* Effect.tryPromise(() => readContext(context, dockerfile, args)).pipe(Effect.either)
+            if (Either.isLeft(read)) problem(file, `build context ${context} ${read.left.error instanceof Error ? read.left.error.message : String(read.left.error)}`, p.line, p.column, "spec.build.context")
+            else {
+              build = { context, dockerfile, args, hash: read.right.hash }
+              image = builtImageTag(host.prefix, name, read.right.hash)
+            }
+          }
+        }
+        // The user's own directory, mounted read-write where the agent works.
+        let workspace: string | undefined
+        if (b.spec.workspace !== undefined) {
+          const p = at(["spec", "workspace"])
+          const checked = yield* checkedHostPath(fromSpec(b.spec.workspace), host)
+          if (typeof checked !== "string") problem(file, `workspace ${checked.message}`, p.line, p.column, "spec.workspace")
+          else {
+            const info = yield* Effect.either(fs.stat(checked))
+            if (Either.isRight(info) && info.right.type !== "Directory") problem(file, `workspace ${checked} is not a directory`, p.line, p.column, "spec.workspace")
+            else workspace = checked
+          }
+        }
+        // Extra CAs the proxy trusts upstream.
+        const egressTrust: Array<string> = []
+        for (const [i, t] of (b.spec.egress?.trust ?? []).entries()) {
+          const p = at(["spec", "egress", "trust", i])
+          const read = yield* Effect.either(readBoundedFile(fromSpec(t), MAX_PROMPT_BYTES))
+          const text = Either.isRight(read) ? read.right.toString("utf8") : ""
+          if (Either.isLeft(read)) problem(file, `CA file ${read.left.path} ${read.left.detail}`, p.line, p.column, `spec.egress.trust[${i}]`)
+          else if (!text.includes("-----BEGIN CERTIFICATE-----")) problem(file, `${fromSpec(t)} holds no PEM certificate`, p.line, p.column, `spec.egress.trust[${i}]`)
+          else egressTrust.push(text)
+        }
+        // Secrets: read now; one that cannot be had refuses its bottle (naming it, never a value), not the whole spec.
+        const secrets: Array<DesiredSecret> = []
+        const secretProblems: Array<string> = []
+        const rules = allow.flatMap((e) => { const x = parseAllowEntry(e); return typeof x === "string" ? [] : [x] })
+        for (const [secretName, sec] of Object.entries(b.spec.secrets ?? {})) {
+          const p = at(["spec", "secrets", secretName])
+          if (sec.inject !== undefined) {
+            if (b.spec.egress?.proxy === "pipelock") { problem(file, "pipelock cannot put a secret into requests: use the default proxy (mitmproxy)", p.line, p.column, `spec.secrets.${secretName}.inject`); continue }
+            if (allowedBy(rules, sec.inject.host, 443) === undefined) { problem(file, `${sec.inject.host} is not in egress.allow (port 443): the agent could not reach it`, p.line, p.column, `spec.secrets.${secretName}.inject.host`); continue }
+          }
+          if (b.spec.env?.[secretName] !== undefined) { problem(file, `${secretName} is also set in env`, p.line, p.column, `spec.secrets.${secretName}`); continue }
+          const value = yield* readSecret(sec.from, file, host.env)
+          if (Either.isLeft(value)) { secretProblems.push(`secret ${secretName}: ${value.left}`); continue }
+          secrets.push({
+            name: secretName,
+            value: value.right,
+            digest: digestOf(host.secretKey(), value.right),
+            inject: sec.inject !== undefined ? { host: normaliseHost(sec.inject.host), header: sec.inject.header, format: sec.inject.format ?? "{value}" } : undefined
+          })
+        }
         bottles.push({
           name,
           set,
           backend: b.spec.backend,
-          image: b.spec.image,
+          image: image ?? "",
           command: b.spec.command,
           workdir: b.spec.workdir,
           env: { ...b.spec.env },
@@ -202,6 +278,7 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
           skills,
           egressAllow: allow,
           egressProxy: b.spec.egress?.proxy ?? "mitmproxy",
+          egressTrust,
           resources: {
             cpus: r?.cpus,
             memoryBytes,
@@ -209,6 +286,11 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
           },
           preserve: b.spec.preserve ?? false,
           egressImage: b.spec.sidecars?.egress?.image,
+          workspace,
+          user: b.spec.user,
+          secrets,
+          secretProblems,
+          build,
           source: { file, line: doc.position.line }
         })
       }

@@ -82,6 +82,8 @@ export interface ContainerSpec {
 export interface StateFile {
   readonly content: string | Uint8Array
   readonly mode: number
+  /** Set for a secret's value: what stands for it in hashes is its keyed digest, never the bytes. */
+  readonly secret?: string
 }
 
 export interface StateDirSpec {
@@ -96,7 +98,19 @@ export interface StateDirSpec {
   readonly dirs: ReadonlyArray<{ readonly path: string; readonly mode: number }>
   /** Directories bottle alone writes: whatever else is in them is removed. */
   readonly managed: ReadonlyArray<string>
+  /** The bottle's own CA, made once and kept (egress/ca/, key readable by its owner only), its certificate given to the agent. */
+  readonly ca: boolean
+  /** CA certificates (PEM) the proxy trusts upstream, besides the host's: written with the host's bundle into egress/upstream-ca.pem. */
+  readonly upstreamTrust: ReadonlyArray<string>
 }
+
+/** Files under a state dir that the runner makes (a CA, bundles with the host's certificates): kept, never pruned. */
+export const GENERATED_FILES = {
+  caKey: "egress/ca/mitmproxy-ca.pem",
+  caCert: "agent/ca.pem",
+  caBundle: "agent/ca-bundle.pem",
+  upstream: "egress/upstream-ca.pem"
+} as const
 
 /** `metadata.json`: what makes a state dir bottle's, and whose. */
 export interface StateMetadata {
@@ -177,8 +191,16 @@ export const renderPipelockConfig = (b: DesiredBottle, rules: ReadonlyArray<Allo
 export const renderEgressPolicy = (b: DesiredBottle, rules: ReadonlyArray<AllowRule>): EgressPolicy => ({
   bottle: b.name,
   rules: rules.map((r) => ({ entry: r.entry, domain: r.domain, wildcard: r.wildcard, ports: [...r.ports] })),
-  inject: []
+  inject: injected(b).map((x) => ({ host: x.inject.host, header: x.inject.header, format: x.inject.format, file: `${SECRETS_DIR}/${x.name}`, placeholder: placeholderOf(x.name) }))
 })
+
+/** Where the proxy finds an injected secret's value, under its config dir (never mounted into the agent). */
+const SECRETS_DIR = "secrets"
+/** What the agent's variable holds instead of an injected secret. */
+export const placeholderOf = (name: string) => `bottle-placeholder-${name.toLowerCase()}`
+const injected = (b: DesiredBottle) => b.secrets.flatMap((x) => (x.inject !== undefined ? [{ name: x.name, value: x.value, inject: x.inject }] : []))
+/** Whether the bottle's proxy opens TLS anywhere (to put a secret in): then it needs the bottle's own CA, and the agent trusts it. */
+export const needsCa = (b: DesiredBottle) => injected(b).length > 0 && b.egressAllow.length > 0
 
 export const stateDirPath = (ctx: RealiseContext, bottle: string) => `${ctx.stateRoot}/${bottle}`
 
@@ -188,7 +210,8 @@ const egressFiles = (b: DesiredBottle, rules: ReadonlyArray<AllowRule>): Record<
   if (b.egressProxy === "pipelock") return { "egress/pipelock.yaml": { content: renderPipelockConfig(b, rules), mode: PUBLIC } }
   return {
     [`egress/${EGRESS_ADDON_FILE}`]: { content: EGRESS_ADDON, mode: PRIVATE },
-    [`egress/${EGRESS_POLICY_FILE}`]: { content: `${JSON.stringify(renderEgressPolicy(b, rules), null, 2)}\n`, mode: PRIVATE }
+    [`egress/${EGRESS_POLICY_FILE}`]: { content: `${JSON.stringify(renderEgressPolicy(b, rules), null, 2)}\n`, mode: PRIVATE },
+    ...Object.fromEntries(injected(b).map((x) => [`egress/${SECRETS_DIR}/${x.name}`, { content: x.value, mode: PRIVATE, secret: x.name }]))
   }
 }
 
@@ -204,6 +227,9 @@ const agentFiles = (b: DesiredBottle): Record<string, StateFile> => {
 
 const skillDir = (i: number, source: string) => `${i}-${source.replace(/\/+$/, "").split("/").pop() || "skill"}`
 
+/** Secrets as hashes may see them: by name, keyed digest and where they go, never their values. */
+export const secretDigests = (b: DesiredBottle) => b.secrets.map((x) => ({ name: x.name, digest: x.digest, inject: x.inject ?? null }))
+
 /** What of a desired bottle the agent sees through its files: hashed by content, never by the bytes themselves. */
 const agentContent = (b: DesiredBottle) => ({ prompt: b.prompt ?? null, skills: b.skills.map((s) => s.hash) })
 
@@ -211,7 +237,7 @@ const agentContent = (b: DesiredBottle) => ({ prompt: b.prompt ?? null, skills: 
 export const realiseStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDirSpec => {
   const rules = parseAllowList(b.egressAllow)
   const files: Record<string, StateFile> = { ...egressFiles(b, rules), ...agentFiles(b) }
-  const specHash = hashOf({ ...b, skills: agentContent(b).skills, source: undefined, set: undefined })
+  const specHash = hashOf({ ...b, skills: agentContent(b).skills, secrets: secretDigests(b), source: undefined, set: undefined })
   const publicEgress = b.egressProxy === "pipelock"
   const dirs = [
     { path: "workspace", mode: PUBLIC_DIR },
@@ -221,7 +247,9 @@ export const realiseStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDir
       { path: `agent/skills/${skillDir(i, s.source)}`, mode: PUBLIC_DIR },
       ...s.dirs.map((d) => ({ path: `agent/skills/${skillDir(i, s.source)}/${d}`, mode: PUBLIC_DIR }))
     ]),
-    { path: "egress", mode: publicEgress ? PUBLIC_DIR : PRIVATE_DIR }
+    { path: "egress", mode: publicEgress ? PUBLIC_DIR : PRIVATE_DIR },
+    ...(injected(b).length > 0 ? [{ path: `egress/${SECRETS_DIR}`, mode: PRIVATE_DIR }] : []),
+    ...(needsCa(b) ? [{ path: "egress/ca", mode: PRIVATE_DIR }] : [])
   ]
   return {
     bottle: b.name,
@@ -231,7 +259,9 @@ export const realiseStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDir
     metadata: { managedBy: MANAGED_BY, prefix: ctx.names.prefix, name: b.name, backend: b.backend, set: b.set, specHash },
     files,
     dirs,
-    managed: ["agent", "egress"]
+    managed: ["agent", "egress"],
+    ca: needsCa(b),
+    upstreamTrust: b.egressAllow.length > 0 ? b.egressTrust : []
   }
 }
 
@@ -248,7 +278,10 @@ const HARDENING = { CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges:true"] } 
 /** The egress proxy's image, command and config mount, for either proxy. */
 export const egressContainer = (b: DesiredBottle, ctx: RealiseContext, stateDir: StateDirSpec) => {
   const image = egressImageFor(b, ctx)
-  const configHash = hashOf(Object.entries(stateDir.files).filter(([k]) => k.startsWith("egress/")).map(([k, f]) => [k, typeof f.content === "string" ? f.content : Buffer.from(f.content).toString("base64")])).slice(0, 16)
+  const configHash = hashOf([
+    ...Object.entries(stateDir.files).filter(([k]) => k.startsWith("egress/")).map(([k, f]) => [k, f.secret !== undefined ? b.secrets.find((x) => x.name === f.secret)!.digest : typeof f.content === "string" ? f.content : Buffer.from(f.content).toString("base64")]),
+    stateDir.ca, stateDir.upstreamTrust
+  ]).slice(0, 16)
   const common = {
     Image: image,
     // The config text is part of the hash, so a changed allow list replaces the proxy.
@@ -270,15 +303,19 @@ export const egressContainer = (b: DesiredBottle, ctx: RealiseContext, stateDir:
       Env: [`BOTTLE_EGRESS_CONFIG_HASH=${configHash}`]
     }
   }
+  const cmd = [
+    "--quiet", "--mode", "regular", "--listen-host", "0.0.0.0", "--listen-port", String(EGRESS_PORT),
+    // Nothing is connected before the addon has decided. Its confdir is tmpfs: the bottle's CA is copied in at start
+    // (from the read-only config), or, for a bottle whose TLS is never opened, mitmproxy makes one it never uses.
+    "--set", "connection_strategy=lazy", "--set", "confdir=/tmp/mitmproxy",
+    ...(stateDir.upstreamTrust.length > 0 ? ["--set", `ssl_verify_upstream_trusted_ca=/config/${GENERATED_FILES.upstream.slice("egress/".length)}`] : []),
+    "-s", `/config/${EGRESS_ADDON_FILE}`
+  ]
   return {
     ...common,
-    Entrypoint: ["mitmdump"],
-    Cmd: [
-      "--quiet", "--mode", "regular", "--listen-host", "0.0.0.0", "--listen-port", String(EGRESS_PORT),
-      // Nothing is connected before the addon has decided; its CA lives in tmpfs, made fresh at each start.
-      "--set", "connection_strategy=lazy", "--set", "confdir=/tmp/mitmproxy",
-      "-s", `/config/${EGRESS_ADDON_FILE}`
-    ],
+    ...(stateDir.ca
+      ? { Entrypoint: ["sh", "-c", `mkdir -p /tmp/mitmproxy && cp /config/${GENERATED_FILES.caKey.slice("egress/".length)} /tmp/mitmproxy/ && exec mitmdump "$@"`, "mitmdump"], Cmd: cmd }
+      : { Entrypoint: ["mitmdump"], Cmd: cmd }),
     User: ctx.proxyUser,
     Env: [`BOTTLE_EGRESS_CONFIG_HASH=${configHash}`, `BOTTLE_EGRESS_POLICY=/config/${EGRESS_POLICY_FILE}`, "HOME=/tmp"]
   }
@@ -330,6 +367,11 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
   // An empty allow list: no proxy and no egress network at all.
   const egressNet = fenced ? network("egress") : undefined
 
+  const secretOf = new Map(b.secrets.map((x) => [x.name, x]))
+  const hashableEnv = (e: string) => {
+    const x = secretOf.get(e.split("=")[0]!)
+    return x !== undefined && x.inject === undefined ? `${x.name}=<secret ${x.digest}>` : e
+  }
   const container = (
     service: DockerService,
     fields: Record<string, unknown>,
@@ -337,7 +379,8 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
     connect: ContainerSpec["connect"],
     ready?: ReadySpec
   ): ContainerSpec => {
-    const hash = hashOf({ body, connect })
+    // A secret's value is in the agent's environment, never in a hash of it: its keyed digest stands in.
+    const hash = hashOf({ body: { ...body, Env: (body.Env ?? []).map(hashableEnv) }, connect })
     const fieldsLabel = fieldHashes(fields)
     return {
       bottle: b.name,
@@ -383,15 +426,8 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
   }
 
   const workdir = b.workdir ?? "/workspace"
-  const binds = [`${stateDir.path}/workspace:${workdir}`, `${stateDir.path}/agent:${AGENT_MOUNT}:ro`]
-  const env = [
-    ...Object.keys(b.env).sort().map((k) => `${k}=${b.env[k]}`),
-    `BOTTLE_NAME=${b.name}`,
-    ...(b.prompt !== undefined ? [`BOTTLE_PROMPT_FILE=${AGENT_MOUNT}/prompt.md`] : []),
-    ...(b.skills.length > 0 ? [`BOTTLE_SKILLS_DIR=${AGENT_MOUNT}/skills`] : []),
-    // Last, so the spec cannot point the agent around its proxy.
-    ...(fenced ? proxyEnv(EGRESS_ALIAS) : [])
-  ]
+  const binds = [`${b.workspace ?? `${stateDir.path}/workspace`}:${workdir}`, `${stateDir.path}/agent:${AGENT_MOUNT}:ro`]
+  const env = agentEnv(b, fenced ? EGRESS_ALIAS : undefined)
   containers.push(container(
     "agent",
     {
@@ -402,11 +438,15 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
       prompt: b.prompt ?? null,
       skills: agentContent(b).skills,
       resources: b.resources,
-      proxy: fenced
+      proxy: fenced,
+      workspace: b.workspace ?? null,
+      user: b.user ?? null,
+      secrets: secretDigests(b)
     },
     {
       Image: b.image,
       ...(b.command !== undefined ? { Cmd: [...b.command] } : {}),
+      ...(b.user !== undefined ? { User: b.user } : {}),
       WorkingDir: workdir,
       Hostname: b.name,
       Env: env,
@@ -447,6 +487,26 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
     }
   }
 }
+
+/** Where the agent finds the bottle's CA (alone, for clients that add it to their own) and a bundle of it with the host's. */
+export const CA_FILE = `${AGENT_MOUNT}/ca.pem`
+export const CA_BUNDLE = `${AGENT_MOUNT}/ca-bundle.pem`
+
+/**
+ * The agent's environment: the spec's, its secrets (an injected one as a
+ * placeholder: the proxy puts the value in), where its prompt and skills
+ * are, the CA to trust when its proxy opens TLS, and, last so the spec
+ * cannot point the agent around it, its proxy.
+ */
+export const agentEnv = (b: DesiredBottle, proxyHost: string | undefined): ReadonlyArray<string> => [
+  ...Object.keys(b.env).sort().map((k) => `${k}=${b.env[k]}`),
+  ...[...b.secrets].sort((x, y) => x.name.localeCompare(y.name)).map((x) => `${x.name}=${x.inject !== undefined ? placeholderOf(x.name) : x.value}`),
+  `BOTTLE_NAME=${b.name}`,
+  ...(b.prompt !== undefined ? [`BOTTLE_PROMPT_FILE=${AGENT_MOUNT}/prompt.md`] : []),
+  ...(b.skills.length > 0 ? [`BOTTLE_SKILLS_DIR=${AGENT_MOUNT}/skills`] : []),
+  ...(needsCa(b) ? [`NODE_EXTRA_CA_CERTS=${CA_FILE}`, `SSL_CERT_FILE=${CA_BUNDLE}`, `REQUESTS_CA_BUNDLE=${CA_BUNDLE}`, `GIT_SSL_CAINFO=${CA_BUNDLE}`, `CURL_CA_BUNDLE=${CA_BUNDLE}`] : []),
+  ...(proxyHost !== undefined ? proxyEnv(proxyHost) : [])
+]
 
 /** Names that must not resolve inside a bottle: a well-known one, and the exact hosts the bottle is allowed (through its proxy only). */
 export const dnsNamesFor = (rules: ReadonlyArray<AllowRule>): ReadonlyArray<string> =>

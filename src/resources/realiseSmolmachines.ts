@@ -9,10 +9,12 @@ import { fieldHashes, hashOf } from "./hash.js"
 import { Bottle as BL } from "./labels.js"
 import {
   AGENT_MOUNT,
+  agentEnv,
   bottleLabels,
   EGRESS_PORT,
   egressContainer,
   realiseStateDir,
+  secretDigests,
   type ContainerSpec,
   type NetworkSpec,
   type RealiseContext,
@@ -83,18 +85,16 @@ export const realiseSmolmachines = (b: DesiredBottle, ctx: RealiseContext): Smol
   }
 
   const workdir = b.workdir ?? "/workspace"
-  const env = [
-    ...Object.keys(b.env).sort().map((k) => `${k}=${b.env[k]}`),
-    `BOTTLE_NAME=${b.name}`,
-    ...(b.prompt !== undefined ? [`BOTTLE_PROMPT_FILE=${AGENT_MOUNT}/prompt.md`] : []),
-    ...(b.skills.length > 0 ? [`BOTTLE_SKILLS_DIR=${AGENT_MOUNT}/skills`] : [])
-  ]
-  const volumes = [`${stateDir.path}/workspace:${workdir}`, `${stateDir.path}/agent:${AGENT_MOUNT}:ro`]
+  // The proxy's address is known only once its bundle runs: the runner adds the proxy variables then.
+  const env = agentEnv(b, undefined)
+  const volumes = [`${b.workspace ?? `${stateDir.path}/workspace`}:${workdir}`, `${stateDir.path}/agent:${AGENT_MOUNT}:ro`]
   const cpus = Math.max(1, Math.ceil(b.resources.cpus ?? 2))
   const memMiB = Math.max(128, Math.floor(b.resources.memoryBytes / 1024 ** 2))
   const skills = b.skills.map((s) => s.hash)
-  const fields = { image: b.image, env: b.env, prompt: b.prompt ?? null, skills, resources: b.resources, workdir: b.workdir ?? null, command: b.command ?? null, network: fenced }
-  const machineHash = hashOf({ image: b.image, cpus, memMiB, env, volumes, workdir, command: b.command ?? null, skills, network: fenced })
+  const secrets = secretDigests(b)
+  const fields = { image: b.image, env: b.env, prompt: b.prompt ?? null, skills, resources: b.resources, workdir: b.workdir ?? null, command: b.command ?? null, network: fenced, workspace: b.workspace ?? null, secrets }
+  // Secret values are in env: the hash sees their keyed digests instead.
+  const machineHash = hashOf({ image: b.image, cpus, memMiB, env: env.filter((e) => !b.secrets.some((x) => e.startsWith(`${x.name}=`))), secrets, volumes, workdir, command: b.command ?? null, skills, network: fenced })
   const machine: MachineSpec = {
     bottle: b.name,
     name: n.machine(b.name),

@@ -8,6 +8,7 @@ import { KNOWN_ENGINE_SOCKETS, systemPathProblem } from "./hostPaths.js"
 import type { LoadContext } from "./loadSpecs.js"
 import { DEFAULT_PREFIX, LEGACY_PREFIXES, makeNames, type Names } from "./names.js"
 import { DEFAULT_MITMPROXY_IMAGE } from "./realise.js"
+import { secretKey } from "./secrets.js"
 import { DEFAULT_SUBNET_POOL, NETWORK_PREFIX, parseCidr, type Cidr } from "./subnets.js"
 
 export interface Settings {
@@ -114,7 +115,10 @@ export const readSettings = (env: NodeJS.ProcessEnv = process.env): Settings => 
       bottleHome: resolveExisting(home),
       engineSockets: [...new Set([...(docker.socketPath !== undefined ? [resolveExisting(docker.socketPath)] : []), ...KNOWN_ENGINE_SOCKETS])],
       memoryBytes: local ? totalmem() : undefined,
-      cpus: local ? availableParallelism() : undefined
+      cpus: local ? availableParallelism() : undefined,
+      env,
+      secretKey: () => secretKey(home),
+      prefix
     },
     docker,
     egressImage: env["BOTTLE_EGRESS_IMAGE"] || undefined,

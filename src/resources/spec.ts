@@ -64,14 +64,48 @@ const Resources = Schema.Struct({
 const Egress = Schema.Struct({
   allow: Schema.Array(AllowEntry),
   /** mitmproxy (default) or pipelock. */
-  proxy: Schema.optional(Schema.Literal("mitmproxy", "pipelock"))
-}).annotations({ identifier: "a mapping of allow and proxy" })
+  proxy: Schema.optional(Schema.Literal("mitmproxy", "pipelock")),
+  /** Extra CA certificates (PEM files) the proxy trusts for upstreams whose TLS it opens (hosts with injected secrets). */
+  trust: Schema.optional(Schema.Array(Schema.String.pipe(Schema.minLength(1))))
+}).annotations({ identifier: "a mapping of allow, proxy and trust" })
+
+/** An HTTP header name (RFC 9110 token). */
+const HeaderName = Schema.String.pipe(Schema.pattern(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/, { message: () => "expected an HTTP header name such as x-api-key" }))
+
+/** A host an injected secret goes to: exactly one host, as egress.allow writes it (no wildcard, no port). */
+const InjectHost = Schema.String.pipe(
+  Schema.filter((s) => {
+    const r = parseAllowEntry(s)
+    if (typeof r === "string") return `'${s}': ${r}`
+    return (!r.wildcard && !s.includes(":")) || "one host, without a wildcard or a port"
+  })
+)
+
+const Secret = Schema.Struct({
+  /** `env:VAR` (a variable of bottle's own environment) or `file:PATH` (relative to the spec file, `~` is your home). */
+  from: Schema.String.pipe(Schema.pattern(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/, { message: () => "expected env:VARIABLE or file:PATH" })),
+  /** The proxy puts the value in this header of requests to this host; the agent sees only a placeholder. */
+  inject: Schema.optional(Schema.Struct({
+    host: InjectHost,
+    header: HeaderName,
+    format: Schema.optional(Schema.String.pipe(Schema.includes("{value}", { message: () => "must hold {value}, where the secret goes" })))
+  }).annotations({ identifier: "a mapping of host, header and format" }))
+}).annotations({ identifier: "a mapping of from and inject" })
+
+/** An image built from a context directory through the Engine, instead of `image`. */
+const Build = Schema.Struct({
+  context: Schema.String.pipe(Schema.minLength(1)),
+  dockerfile: Schema.optional(Schema.String.pipe(Schema.minLength(1))),
+  args: Schema.optional(Schema.Record({ key: Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/)), value: Schema.String }).annotations({ identifier: "a mapping of build argument names to strings" }))
+}).annotations({ identifier: "a mapping of context, dockerfile and args" })
 
 const SidecarOverride = Schema.Struct({ image: ImageRef }).annotations({ identifier: "a mapping with image" })
 
 export const BottleSpecBody = Schema.Struct({
   backend: Schema.optionalWith(Schema.Literal("docker", "smolmachines"), { default: () => "docker" as const }),
-  image: ImageRef,
+  /** The agent's image; or `build` to have bottle build it. */
+  image: Schema.optional(ImageRef),
+  build: Schema.optional(Build),
   command: Schema.optional(Schema.Array(Schema.String).pipe(Schema.minItems(1))),
   workdir: Schema.optional(Schema.String.pipe(Schema.startsWith("/"))),
   env: Schema.optional(Schema.Record({ key: EnvName, value: Schema.String }).annotations({ identifier: "a mapping of variable names to strings" })),
@@ -81,6 +115,11 @@ export const BottleSpecBody = Schema.Struct({
   egress: Schema.optional(Egress),
   resources: Schema.optional(Resources),
   preserve: Schema.optional(Schema.Boolean),
+  /** A host directory mounted read-write at the workdir (relative to the spec file), instead of the state dir's workspace/. */
+  workspace: Schema.optional(Schema.String.pipe(Schema.minLength(1))),
+  /** `uid[:gid]` or a user name the agent runs as (default: its image's). */
+  user: Schema.optional(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/, { message: () => "expected uid, uid:gid or a user name" }))),
+  secrets: Schema.optional(Schema.Record({ key: EnvName, value: Secret }).annotations({ identifier: "a mapping of secret names to secrets" })),
   sidecars: Schema.optional(Schema.Struct({ egress: Schema.optional(SidecarOverride) }).annotations({ identifier: "a mapping of sidecars (egress)" }))
 }).annotations({ identifier: "a mapping of bottle fields" })
 

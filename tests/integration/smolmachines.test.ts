@@ -64,6 +64,17 @@ describe.skipIf(!available)("smolmachines bottles", () => {
     expect(get.stdout).toMatch(/smolmachines\s+thinker\s+default\s+running/)
   })
 
+  it("exec runs a command in the machine with smolvm machine exec, passing its exit code on; logs of the agent say why there are none", () => {
+    const r = bottle({ ...env, FAKE_SMOLVM_EXEC: "host" }, "exec", "thinker", "--", "sh", "-c", "echo from-the-machine; exit 4")
+    expect(r.status, r.stderr).toBe(4)
+    expect(r.stdout).toContain("from-the-machine")
+    const logs = bottle(env, "logs", "thinker")
+    expect(logs.status).toBe(2)
+    expect(logs.stderr).toContain("smolvm keeps a machine's console to itself")
+    // The proxy's decisions are there, from its bundle.
+    expect(bottle(env, "logs", "thinker", "--egress").status).toBe(0)
+  })
+
   it("starts a machine stopped behind its back", () => {
     const f = join(dir, "vm.yaml")
     smolvm("machine", "stop", "--name", vm)

@@ -1,0 +1,72 @@
+/**
+ * `bottle exec NAME [--service agent|egress] [-i] [-t] [-e K=V] [-w DIR] -- CMD…`:
+ * runs a command in a bottle (its agent, or a sidecar) with stdin, a TTY
+ * with its resizes when asked, and the command's exit code as bottle's own.
+ * Engine API exec on docker; `smolvm machine exec` for a machine.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, HashMap, Option } from "effect"
+import { execAttached } from "../observers/DockerStreams.js"
+import { observe } from "../observers/observe.js"
+import { Smolvm } from "../observers/Smolvm.js"
+import { BottleName } from "../resources/spec.js"
+import { exitWith } from "./exit.js"
+import { err } from "./output.js"
+import { SettingsTag } from "./settings.js"
+import { findTarget } from "./target.js"
+
+export const bottleName = Args.text({ name: "NAME" }).pipe(Args.withSchema(BottleName), Args.withDescription("the bottle"))
+export const service = Options.choice("service", ["agent", "egress"]).pipe(
+  Options.withDefault("agent" as const),
+  Options.withDescription("which of the bottle's containers (default: the agent)")
+)
+const command = Args.text({ name: "COMMAND" }).pipe(Args.atLeast(1), Args.withDescription("the command and its arguments, after --"))
+const interactive = Options.boolean("interactive").pipe(Options.withAlias("i"), Options.withDescription("keep stdin open"))
+const tty = Options.boolean("tty").pipe(Options.withAlias("t"), Options.withDescription("allocate a terminal"))
+const env = Options.keyValueMap("env").pipe(Options.withAlias("e"), Options.optional, Options.withDescription("set an environment variable (K=V), repeatable"))
+const workdir = Options.text("workdir").pipe(Options.withAlias("w"), Options.optional, Options.withDescription("working directory inside the bottle"))
+
+export const exec = Command.make("exec", { bottle: bottleName, service, interactive, tty, env, workdir, command }, (o) =>
+  Effect.gen(function* () {
+    const settings = yield* SettingsTag
+    const observed = yield* observe(settings, { inspect: false })
+    const t = findTarget(observed, settings.names, o.bottle, o.service)
+    if (t._tag === "Missing") {
+      err(`error: ${t.why}`)
+      return yield* Effect.fail(exitWith(2))
+    }
+    if (!t.running) {
+      err(`error: ${t._tag === "Machine" ? "machine" : "container"} ${t.name} of bottle '${o.bottle}' is not running (bottle apply starts it)`)
+      return yield* Effect.fail(exitWith(2))
+    }
+    const envList = Option.match(o.env, { onNone: () => [], onSome: (m) => [...HashMap.entries(m)].map(([k, v]) => `${k}=${v}`) })
+    const wd = Option.getOrUndefined(o.workdir)
+    // A terminal is only asked for when there is one to give it.
+    const useTty = o.tty && Boolean(process.stdin.isTTY)
+    if (o.tty && !useTty) err("warning: -t needs a terminal on stdin; running without one")
+    let code: number
+    if (t._tag === "Machine") {
+      const smolvm = yield* Smolvm
+      code = yield* smolvm.exec(t.name, o.command, { interactive: o.interactive, tty: useTty, env: envList, workdir: wd }).pipe(
+        Effect.catchAll((e) => Effect.sync(() => { err(`error: ${e.message}`) }).pipe(Effect.zipRight(Effect.fail(exitWith(2)))))
+      )
+    } else {
+      const raw = useTty && process.stdin.isTTY ? process.stdin : undefined
+      raw?.setRawMode(true)
+      code = yield* execAttached(settings.docker, t.name, { cmd: o.command, env: envList, ...(wd !== undefined ? { workdir: wd } : {}), tty: useTty, interactive: o.interactive }, {
+        stdin: o.interactive ? process.stdin : undefined,
+        stdout: process.stdout,
+        stderr: process.stderr,
+        size: () => ({ rows: process.stdout.rows ?? 24, columns: process.stdout.columns ?? 80 }),
+        onResize: (listener) => {
+          process.stdout.on("resize", listener)
+          return () => process.stdout.off("resize", listener)
+        }
+      }, settings.dockerTimeoutSeconds * 1000).pipe(
+        Effect.ensuring(Effect.sync(() => raw?.setRawMode(false))),
+        Effect.catchAll((e) => Effect.sync(() => { err(`error: ${e.message}`) }).pipe(Effect.zipRight(Effect.fail(exitWith(2)))))
+      )
+    }
+    if (code !== 0) return yield* Effect.fail(exitWith(code))
+  })
+).pipe(Command.withDescription("run a command in a bottle (its agent, or --service egress); exit with the command's code"))

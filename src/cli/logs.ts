@@ -1,0 +1,123 @@
+/**
+ * `bottle logs NAME [--service S] [-f] [--since T] [--tail N] [--egress] [-o json]`:
+ * a bottle's logs; with `--egress`, what its proxy allowed and refused, one
+ * row per decision (time, method, host, verdict, rule), from the JSON lines
+ * the proxy writes.
+ */
+import { Command, Options } from "@effect/cli"
+import { Effect, Option } from "effect"
+import { Writable } from "node:stream"
+import { streamLogs } from "../observers/DockerStreams.js"
+import { observe } from "../observers/observe.js"
+import { exitWith } from "./exit.js"
+import { bottleName, service } from "./exec.js"
+import { output } from "./options.js"
+import { err, out } from "./output.js"
+import { SettingsTag } from "./settings.js"
+import { findTarget } from "./target.js"
+
+const follow = Options.boolean("follow").pipe(Options.withAlias("f"), Options.withDescription("keep printing as the log grows"))
+const since = Options.text("since").pipe(Options.optional, Options.withDescription("only what came after (a Unix time, or a duration such as 10m)"))
+const tail = Options.text("tail").pipe(Options.optional, Options.withDescription("only the last N lines"))
+const egress = Options.boolean("egress").pipe(Options.withDescription("the proxy's decisions, as a table (or -o json)"))
+
+/** One decision of a bottle's proxy. */
+export interface EgressEntry {
+  readonly time: string
+  readonly method: string
+  readonly host: string
+  readonly port: number | null
+  readonly verdict: "allowed" | "refused"
+  readonly rule: string | null
+  readonly reason: string
+}
+
+/**
+ * A log line of either proxy as an egress decision, or undefined for lines
+ * that are not one (start-up banners, the addon's "ready"). Pure.
+ */
+export const egressEntry = (line: string): EgressEntry | undefined => {
+  let j: Record<string, unknown>
+  try {
+    const v = JSON.parse(line) as unknown
+    if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined
+    j = v as Record<string, unknown>
+  } catch {
+    return undefined
+  }
+  const str = (k: string) => (typeof j[k] === "string" ? (j[k] as string) : "")
+  // bottle's mitmproxy addon.
+  if (j["verdict"] === "allowed" || j["verdict"] === "refused") {
+    return { time: str("time"), method: str("method"), host: str("host"), port: typeof j["port"] === "number" ? j["port"] : null, verdict: j["verdict"], rule: typeof j["rule"] === "string" ? j["rule"] : null, reason: str("reason") }
+  }
+  // pipelock's audit lines: blocked, tunnel_open, forward_http.
+  const event = str("event")
+  const where = str("target") || str("url")
+  const hostPort = /^(?:[a-z]+:\/\/)?([^/:]+)(?::(\d+))?/i.exec(where)
+  const base = { time: str("time"), host: hostPort?.[1] ?? where, port: hostPort?.[2] !== undefined ? Number(hostPort[2]) : null, rule: null }
+  if (event === "blocked") return { ...base, method: str("method") || "CONNECT", verdict: "refused", reason: str("reason") || "blocked" }
+  if (event === "tunnel_open") return { ...base, method: "CONNECT", verdict: "allowed", reason: "allow list" }
+  if (event === "forward_http") return { ...base, method: str("method") || "GET", verdict: "allowed", reason: "allow list" }
+  return undefined
+}
+
+/** Calls `line` with each whole line written to it. */
+const lines = (line: (l: string) => void) => {
+  let rest = ""
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      const parts = (rest + chunk.toString("utf8")).split("\n")
+      rest = parts.pop() ?? ""
+      parts.forEach(line)
+      done()
+    },
+    final(done) {
+      if (rest !== "") line(rest)
+      done()
+    }
+  })
+}
+
+const row = (e: EgressEntry) => [e.time, e.method, `${e.host}${e.port !== null ? `:${e.port}` : ""}`, e.verdict === "refused" ? "REFUSED" : "allowed", e.rule ?? "-"]
+const WIDTHS = [24, 8, 40, 8]
+const pad = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i < WIDTHS.length ? c.padEnd(WIDTHS[i]!) : c)).join("  ").trimEnd()
+
+export const logs = Command.make("logs", { bottle: bottleName, service, follow, since, tail, egress, output }, (o) =>
+  Effect.gen(function* () {
+    const settings = yield* SettingsTag
+    const observed = yield* observe(settings, { inspect: false })
+    const t = findTarget(observed, settings.names, o.bottle, o.egress ? "egress" : o.service)
+    if (t._tag === "Missing") {
+      err(`error: ${t.why}`)
+      return yield* Effect.fail(exitWith(2))
+    }
+    if (t._tag === "Machine") {
+      err(`error: smolvm keeps a machine's console to itself (its command line has no logs); see the proxy's with: bottle logs ${o.bottle} --egress`)
+      return yield* Effect.fail(exitWith(2))
+    }
+    const opts = { follow: o.follow, tty: false, ...Option.match(o.since, { onNone: () => ({}), onSome: (s) => ({ since: s }) }), ...Option.match(o.tail, { onNone: () => ({}), onSome: (n) => ({ tail: n }) }) }
+    if (!o.egress) {
+      return yield* streamLogs(settings.docker, t.name, opts, process.stdout, process.stderr).pipe(
+        Effect.catchAll((e) => Effect.sync(() => err(`error: ${e.message}`)).pipe(Effect.zipRight(Effect.fail(exitWith(2)))))
+      )
+    }
+    const entries: Array<EgressEntry> = []
+    const json = o.output === "json"
+    if (!json) out(pad(["TIME", "METHOD", "HOST", "VERDICT", "RULE"]))
+    const sink = lines((l) => {
+      const e = egressEntry(l)
+      if (e === undefined) return
+      if (json) {
+        // Followed, each decision is a JSON line as it comes; otherwise one array at the end.
+        if (o.follow) out(JSON.stringify(e))
+        else entries.push(e)
+      } else out(pad(row(e)))
+    })
+    // The proxy writes its decisions to stdout; its own complaints (stderr) are not decisions.
+    yield* streamLogs(settings.docker, t.name, opts, sink, new Writable({ write: (_c, _e, done) => done() })).pipe(
+      Effect.ensuring(Effect.async<void>((resume) => { sink.end(() => resume(Effect.void)) })),
+      Effect.catchAll((e) => Effect.sync(() => err(`error: ${e.message}`)).pipe(Effect.zipRight(Effect.fail(exitWith(2)))))
+    )
+    if (json && !o.follow) out(JSON.stringify(entries, null, 2))
+  })
+).pipe(Command.withDescription("a bottle's logs; --egress: what its proxy allowed and refused"))

@@ -1,0 +1,35 @@
+/**
+ * Which live thing `bottle exec` and `bottle logs` talk to: a service of a
+ * bottle of this install, found in one observation. Pure.
+ */
+import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
+import type { Names } from "../resources/names.js"
+import type { Observed } from "../resources/observed.js"
+import { ownership } from "../resources/ownership.js"
+
+export type Service = "agent" | "egress"
+
+export type Target =
+  | { readonly _tag: "Container"; readonly name: string; readonly running: boolean; readonly backend: "docker" | "smolmachines" }
+  | { readonly _tag: "Machine"; readonly name: string; readonly running: boolean }
+  | { readonly _tag: "Missing"; readonly why: string }
+
+export const findTarget = (o: Observed, names: Names, bottle: string, service: Service): Target => {
+  const own = ownership(names)
+  const containers = o.docker._tag === "Ok" ? o.docker.value.containers.filter((c) => own.owns(c.name, c.labels) && c.labels[BL.managedBy] === MANAGED_BY) : []
+  const machines = o.smolvm._tag === "Ok" ? o.smolvm.value.machines.filter((m) => own.owns(m.name, m.labels) && m.labels[BL.managedBy] === MANAGED_BY) : []
+  const machine = machines.find((m) => m.name === names.machine(bottle))
+  if (machine !== undefined) {
+    if (service === "agent") return { _tag: "Machine", name: machine.name, running: machine.state === "running" }
+    const bundle = containers.find((c) => c.name === names.bundleContainer(bottle))
+    return bundle !== undefined
+      ? { _tag: "Container", name: bundle.name, running: bundle.state === "running", backend: "smolmachines" }
+      : { _tag: "Missing", why: `bottle '${bottle}' has no ${service} (its allow list is empty: no proxy)` }
+  }
+  const c = containers.find((x) => x.name === names.container(bottle, service))
+  if (c !== undefined) return { _tag: "Container", name: c.name, running: c.state === "running", backend: "docker" }
+  const exists = containers.some((x) => x.labels[BL.bottle] === bottle)
+  if (exists) return { _tag: "Missing", why: `bottle '${bottle}' has no ${service}${service === "egress" ? " (its allow list is empty: no proxy)" : ""}` }
+  const where = [o.docker._tag === "Failed" ? `the Docker Engine could not be asked (${o.docker.error})` : "", o.smolvm._tag === "Failed" ? `smolvm could not be asked (${o.smolvm.error})` : ""].filter(Boolean)
+  return { _tag: "Missing", why: `no bottle named '${bottle}' runs here${where.length > 0 ? `, as far as can be told: ${where.join("; ")}` : ""}` }
+}

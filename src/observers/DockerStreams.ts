@@ -1,0 +1,240 @@
+/**
+ * The Engine API calls that stream both ways or without end: an exec with
+ * its stdin, stdout and stderr attached (the hijacked connection of
+ * `POST /exec/{id}/start`, with a TTY and its resizes when there is one), and
+ * a container's log, followed. @effect/platform's HTTP client has no
+ * connection upgrade, so these speak node's http directly, over the same
+ * endpoint as the client in DockerEngine.ts.
+ */
+import { request, type IncomingMessage } from "node:http"
+import type { Duplex, Readable, Writable } from "node:stream"
+import { Effect } from "effect"
+import { API_VERSION, DockerError, type Endpoint } from "./DockerEngine.js"
+
+export interface ExecOptions {
+  readonly cmd: ReadonlyArray<string>
+  readonly env?: ReadonlyArray<string>
+  readonly workdir?: string
+  readonly user?: string
+  readonly tty: boolean
+  /** Attach stdin (and half-close it when the input ends). */
+  readonly interactive: boolean
+}
+
+export interface ExecIo {
+  readonly stdin: Readable | undefined
+  readonly stdout: Writable
+  readonly stderr: Writable
+  /** The terminal's size now, and a way to hear when it changes (TTY only). */
+  readonly size?: () => { readonly rows: number; readonly columns: number }
+  readonly onResize?: (listener: () => void) => () => void
+}
+
+const fail = (endpoint: Endpoint, method: string, path: string, detail: string, status?: number) =>
+  new DockerError({ reason: status === 404 ? "NotFound" : status === 409 ? "Conflict" : status === undefined ? "Unreachable" : "Server", endpoint: endpoint.display, method, path, detail, ...(status !== undefined ? { status } : {}) })
+
+const target = (endpoint: Endpoint, path: string) => {
+  const url = new URL(`${endpoint.baseUrl}/${API_VERSION}${path}`)
+  return endpoint.socketPath !== undefined
+    ? { socketPath: endpoint.socketPath, path: `${url.pathname}${url.search}` }
+    : { host: url.hostname, port: Number(url.port), path: `${url.pathname}${url.search}` }
+}
+
+/** A small JSON request (create, inspect, resize), bounded. */
+const json = <A>(endpoint: Endpoint, method: string, path: string, body: unknown, timeoutMs: number): Promise<A> =>
+  new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body)
+    const req = request({ ...target(endpoint, path), method, timeout: timeoutMs, headers: payload !== undefined ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) } : {} }, (res) => {
+      const chunks: Array<Buffer> = []
+      res.on("data", (c: Buffer) => chunks.push(c))
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8")
+        if ((res.statusCode ?? 500) >= 300) {
+          let message = text
+          try { message = (JSON.parse(text) as { message?: string }).message ?? text } catch { /* plain text */ }
+          return reject(fail(endpoint, method, path, message.trim() || `HTTP ${res.statusCode}`, res.statusCode))
+        }
+        try { resolve((text === "" ? undefined : JSON.parse(text)) as A) } catch (e) { reject(fail(endpoint, method, path, `unexpected response: ${(e as Error).message}`, res.statusCode)) }
+      })
+    })
+    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)))
+    req.on("error", (e) => reject(e instanceof DockerError ? e : fail(endpoint, method, path, e.message)))
+    req.end(payload)
+  })
+
+/**
+ * Splits the Engine's multiplexed stream (frames of an 8-byte header: stream
+ * 1 or 2, three zero bytes, a big-endian size) as it arrives.
+ */
+export const demultiplexer = (stdout: Writable, stderr: Writable) => {
+  let pending: Buffer = Buffer.alloc(0)
+  return (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+    while (pending.length >= 8) {
+      const size = pending.readUInt32BE(4)
+      if (pending.length < 8 + size) break
+      const frame = pending.subarray(8, 8 + size)
+      ;(pending[0] === 2 ? stderr : stdout).write(frame)
+      pending = pending.subarray(8 + size)
+    }
+  }
+}
+
+/**
+ * Runs a command in a running container with the caller's stdio attached,
+ * and returns its exit code. Interruption (Ctrl-C is the command's own, in a
+ * TTY) closes the connection.
+ */
+export const execAttached = (endpoint: Endpoint, container: string, opts: ExecOptions, io: ExecIo, timeoutMs: number): Effect.Effect<number, DockerError> =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const created = await json<{ Id: string }>(endpoint, "POST", `/containers/${encodeURIComponent(container)}/exec`, {
+        Cmd: opts.cmd,
+        AttachStdin: opts.interactive,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: opts.tty,
+        ...(opts.env !== undefined && opts.env.length > 0 ? { Env: opts.env } : {}),
+        ...(opts.workdir !== undefined ? { WorkingDir: opts.workdir } : {}),
+        ...(opts.user !== undefined ? { User: opts.user } : {})
+      }, timeoutMs)
+      const id = created.Id
+      const startPath = `/exec/${id}/start`
+      const socket = await new Promise<Duplex>((resolve, reject) => {
+        const payload = JSON.stringify({ Detach: false, Tty: opts.tty })
+        const req = request({
+          ...target(endpoint, startPath),
+          method: "POST",
+          headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload), Connection: "Upgrade", Upgrade: "tcp" }
+        })
+        req.on("upgrade", (_res: IncomingMessage, sock: Duplex, head: Buffer) => {
+          if (head.length > 0) sock.unshift(head)
+          resolve(sock)
+        })
+        req.on("response", (res: IncomingMessage) => {
+          const chunks: Array<Buffer> = []
+          res.on("data", (c: Buffer) => chunks.push(c))
+          res.on("end", () => reject(fail(endpoint, "POST", startPath, Buffer.concat(chunks).toString("utf8").trim() || `HTTP ${res.statusCode}`, res.statusCode)))
+        })
+        req.on("error", (e) => reject(fail(endpoint, "POST", startPath, e.message)))
+        req.end(payload)
+      })
+      const resize = () => {
+        const s = io.size?.()
+        if (s !== undefined) void json(endpoint, "POST", `/exec/${id}/resize?h=${s.rows}&w=${s.columns}`, undefined, timeoutMs).catch(() => undefined)
+      }
+      // Interrupted (Ctrl-C without a terminal): the connection goes, and with it the command's input and output.
+      signal.addEventListener("abort", () => socket.destroy())
+      const stopResizing = opts.tty && io.onResize !== undefined ? io.onResize(resize) : () => undefined
+      if (opts.tty) resize()
+      await new Promise<void>((resolve) => {
+        if (opts.tty) socket.on("data", (c: Buffer) => io.stdout.write(c))
+        else socket.on("data", demultiplexer(io.stdout, io.stderr))
+        socket.on("end", resolve)
+        socket.on("close", resolve)
+        socket.on("error", resolve)
+        if (opts.interactive && io.stdin !== undefined) {
+          io.stdin.on("data", (c) => socket.write(c))
+          // End of input is passed on: the command sees EOF (the Engine closes the write side).
+          io.stdin.on("end", () => socket.end())
+          io.stdin.resume()
+        }
+      })
+      stopResizing()
+      io.stdin?.pause()
+      // The Engine may take a moment to record the exit code after the stream ends.
+      for (let i = 0; i < 50; i++) {
+        const info = await json<{ Running: boolean; ExitCode: number | null }>(endpoint, "GET", `/exec/${id}/json`, undefined, timeoutMs)
+        if (!info.Running && info.ExitCode !== null) return info.ExitCode
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      throw fail(endpoint, "GET", `/exec/${id}/json`, "the command's stream ended but the Engine reports it still running")
+    },
+    catch: (e) => (e instanceof DockerError ? e : fail(endpoint, "POST", `/containers/${container}/exec`, String((e as Error)?.message ?? e)))
+  })
+
+export interface LogOptions {
+  readonly follow: boolean
+  readonly since?: string
+  readonly tail?: string
+  /** A container made with a TTY sends its log unframed. */
+  readonly tty: boolean
+}
+
+/** Writes a container's log to stdout and stderr as the Engine sends it; with `follow`, until the container stops or the command is interrupted. */
+export const streamLogs = (endpoint: Endpoint, container: string, opts: LogOptions, out: Writable, err: Writable): Effect.Effect<void, DockerError> =>
+  Effect.async<void, DockerError>((resume) => {
+    const q = new URLSearchParams({ stdout: "true", stderr: "true", follow: String(opts.follow), timestamps: "false" })
+    if (opts.since !== undefined) q.set("since", opts.since)
+    if (opts.tail !== undefined) q.set("tail", opts.tail)
+    const path = `/containers/${encodeURIComponent(container)}/logs?${q.toString()}`
+    const req = request({ ...target(endpoint, path), method: "GET" }, (res) => {
+      if ((res.statusCode ?? 500) >= 300) {
+        const chunks: Array<Buffer> = []
+        res.on("data", (c: Buffer) => chunks.push(c))
+        res.on("end", () => {
+          let message = Buffer.concat(chunks).toString("utf8")
+          try { message = (JSON.parse(message) as { message?: string }).message ?? message } catch { /* plain text */ }
+          resume(Effect.fail(fail(endpoint, "GET", path, message.trim(), res.statusCode)))
+        })
+        return
+      }
+      const write = opts.tty ? (c: Buffer) => void out.write(c) : demultiplexer(out, err)
+      res.on("data", write)
+      res.on("end", () => resume(Effect.void))
+      res.on("error", (e) => resume(Effect.fail(fail(endpoint, "GET", path, e.message))))
+    })
+    req.on("error", (e) => resume(Effect.fail(fail(endpoint, "GET", path, e.message))))
+    req.end()
+    return Effect.sync(() => req.destroy())
+  })
+
+/**
+ * Builds an image from a tar of its context (`POST /build`), handing each
+ * line of progress to `progress`; the Engine reports a failed build inside
+ * its 200 answer, as an `error` line.
+ */
+export const buildImage = (
+  endpoint: Endpoint,
+  tag: string,
+  context: Readable,
+  opts: { readonly dockerfile: string; readonly args: Readonly<Record<string, string>> },
+  progress: (line: string) => void,
+  timeoutMs: number
+): Effect.Effect<void, DockerError> =>
+  Effect.async<void, DockerError>((resume) => {
+    const q = new URLSearchParams({ t: tag, dockerfile: opts.dockerfile, rm: "true", forcerm: "true", buildargs: JSON.stringify(opts.args), labels: JSON.stringify({ "dev.bottle.managed-by": "bottle" }) })
+    const path = `/build?${q.toString()}`
+    let failed: string | undefined
+    let rest = ""
+    const req = request({ ...target(endpoint, path), method: "POST", headers: { "Content-Type": "application/x-tar" } }, (res) => {
+      const status = res.statusCode ?? 500
+      res.on("data", (c: Buffer) => {
+        const lines = (rest + c.toString("utf8")).split("\n")
+        rest = lines.pop() ?? ""
+        for (const line of lines) {
+          if (line.trim() === "") continue
+          if (status >= 300) { failed = line; continue }
+          try {
+            const m = JSON.parse(line) as { stream?: string; status?: string; error?: string; errorDetail?: { message?: string } }
+            if (m.error !== undefined) failed = m.errorDetail?.message ?? m.error
+            const text = (m.stream ?? m.status ?? "").trimEnd()
+            if (text !== "") progress(text)
+          } catch { progress(line) }
+        }
+      })
+      res.on("end", () => {
+        if (status >= 300) {
+          let message = failed ?? rest
+          try { message = (JSON.parse(message) as { message?: string }).message ?? message } catch { /* plain */ }
+          resume(Effect.fail(fail(endpoint, "POST", "/build", message.trim() || `HTTP ${status}`, status)))
+        } else if (failed !== undefined) resume(Effect.fail(fail(endpoint, "POST", "/build", `the build failed: ${failed}`, 500)))
+        else resume(Effect.void)
+      })
+    })
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`the build took longer than ${timeoutMs / 1000}s`)))
+    req.on("error", (e) => resume(Effect.fail(fail(endpoint, "POST", "/build", e.message))))
+    context.on("error", (e) => req.destroy(e))
+    context.pipe(req)
+    return Effect.sync(() => req.destroy())
+  })
