@@ -21,7 +21,10 @@ export const env = (prefix: string) => ({
   BOTTLE_PREFIX: prefix,
   BOTTLE_HOME: mkdtempSync(join(tmpdir(), "bottle-bench-")),
   BOTTLE_EGRESS_IMAGE: EGRESS_IMAGE,
-  BOTTLE_SMOLVM: "/nonexistent/smolvm"
+  BOTTLE_PROBE_IMAGE: EGRESS_IMAGE,
+  BOTTLE_SMOLVM: "/nonexistent/smolvm",
+  // The leftovers benches seed are the older tool's (no labels of bottle's): this host plays one it used.
+  BOTTLE_LEGACY_PREFIXES: prefix
 })
 
 export const bottle = (e: NodeJS.ProcessEnv, ...args: ReadonlyArray<string>) => {

@@ -14,6 +14,9 @@ await build({
   outdir: "dist",
   outExtension: { ".js": ".mjs" },
   chunkNames: "chunks/[name]-[hash]",
+  // Smaller to parse at every start; names are kept (errors and stack-free messages do not depend on them, but debugging does).
+  minifyWhitespace: true,
+  minifySyntax: true,
   // Some dependencies still call require(); give the ESM bundle one.
   banner: { js: "import { createRequire as __bottleCreateRequire } from 'node:module'; const require = __bottleCreateRequire(import.meta.url);" },
   logLevel: "warning"

@@ -7,7 +7,7 @@
  * endpoint as the client in DockerEngine.ts.
  */
 import { request, type IncomingMessage } from "node:http"
-import type { Duplex, Readable, Writable } from "node:stream"
+import { Writable, type Duplex, type Readable } from "node:stream"
 import { Effect } from "effect"
 import { API_VERSION, DockerError, type Endpoint } from "./DockerEngine.js"
 
@@ -238,3 +238,24 @@ export const buildImage = (
     context.pipe(req)
     return Effect.sync(() => req.destroy())
   })
+
+/** Runs a command in a running container and returns its exit code and output (at most 1 MiB of each), within `boundMs`. */
+export const execCapture = (endpoint: Endpoint, container: string, cmd: ReadonlyArray<string>, boundMs: number, callTimeoutMs: number) => {
+  const collect = () => {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    const w = new Writable({
+      write(c: Buffer, _e, done) {
+        if (size < 1024 * 1024) { chunks.push(c); size += c.length }
+        done()
+      }
+    })
+    return { w, text: () => Buffer.concat(chunks).toString("utf8") }
+  }
+  const out = collect()
+  const err = collect()
+  return execAttached(endpoint, container, { cmd, tty: false, interactive: false }, { stdin: undefined, stdout: out.w, stderr: err.w }, callTimeoutMs).pipe(
+    Effect.map((code) => ({ code, stdout: out.text(), stderr: err.text() })),
+    Effect.timeoutFail({ duration: boundMs, onTimeout: () => fail(endpoint, "POST", `/containers/${container}/exec`, `the command did not end within ${boundMs / 1000}s`) })
+  )
+}

@@ -1,7 +1,7 @@
 /** The typed steps of a plan. Each names its resource, a cause a person can read, and what it waits for. */
 import { Data } from "effect"
 import type { DesiredBuild } from "../resources/desired.js"
-import type { ContainerSpec, NetworkSpec, StateDirSpec, VerifySpec } from "../resources/realise.js"
+import type { ContainerSpec, NetworkSpec, ReadySpec, StateDirSpec, VerifySpec } from "../resources/realise.js"
 import type { MachineSpec } from "../resources/realiseSmolmachines.js"
 
 /**
@@ -10,8 +10,7 @@ import type { MachineSpec } from "../resources/realiseSmolmachines.js"
  */
 export interface AwaitReady {
   readonly target: string
-  readonly port: number
-  readonly image: string
+  readonly ready: ReadySpec
 }
 
 export type ResourceKind = "bottle" | "network" | "container" | "volume" | "machine" | "state dir" | "image"

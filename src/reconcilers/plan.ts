@@ -495,7 +495,7 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
     })
     if (p.started) { previousStart = p.started; starts.push(p.started) }
     // A proxy left running is asked to answer before the agent starts (a killed run may have started it moments ago).
-    awaitReady = spec.ready !== undefined && p.started === undefined && p.running ? { target: spec.name, port: spec.ready.port, image: spec.image } : undefined
+    awaitReady = spec.ready !== undefined && p.started === undefined && p.running ? { target: spec.name, ready: spec.ready } : undefined
     if (spec.service === "agent") agentRuns = p.started !== undefined || p.running
   }
   // Whatever was started is proven before apply calls it done; a bottle not touched is verified on demand (bottle verify).
@@ -541,7 +541,7 @@ const planSmolBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof r
   })
   const ready = r.bundle.ready
   const bundle = ready !== undefined && planned.started === undefined && planned.running
-    ? { ...planned, awaitReady: { target: r.bundle.name, port: ready.port, image: r.bundle.image } }
+    ? { ...planned, awaitReady: { target: r.bundle.name, ready } }
     : planned
   planMachine(ctx, b, r.machine, machines, bundle, [...(sdId ? [sdId] : []), ...moved])
 }

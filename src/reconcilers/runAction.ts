@@ -6,19 +6,18 @@ import { chmod, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/pro
 import { FileSystem } from "@effect/platform"
 import { Data, Effect, Either, Schedule } from "effect"
 import { DockerEngine, type DockerError, type Endpoint } from "../observers/DockerEngine.js"
-import { buildImage } from "../observers/DockerStreams.js"
-import { readContext, tarContext } from "../resources/buildContext.js"
+import { buildImage, execCapture } from "../observers/DockerStreams.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
 import { readMetadata } from "../observers/stateObserver.js"
 import { readBoundedFile } from "../resources/hostPaths.js"
 import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
 import { bottleNameProblem, type Names } from "../resources/names.js"
-import { GENERATED_FILES, proxyEnv, type StateDirSpec } from "../resources/realise.js"
+import { GENERATED_FILES, proxyEnv, type ReadySpec, type StateDirSpec } from "../resources/realise.js"
 import { EGRESS_IP_LABEL } from "../resources/realiseSmolmachines.js"
 import { Action, type AwaitReady } from "./actions.js"
-import { certificateOf, hostCaBundle, makeBottleCa } from "./bottleCa.js"
+import { certificateOf, hostCaBundle } from "./bottleCa.js"
 import type { RunAction } from "./execute.js"
-import { ProbeError, verdictText, verifyFence, waitReady, type Verdict } from "./verify.js"
+import { ProbeError, verdictText, verifyFence, type Verdict } from "./verify.js"
 
 /** A state-dir operation refused or failed. */
 export class StateDirError extends Data.TaggedError("StateDirError")<{ readonly path: string; readonly detail: string }> {
@@ -182,23 +181,37 @@ export const makeRunner = (opts: RunnerOptions) =>
     const probeImageFor = (proxyImage: string | undefined) => (proxyImage !== undefined && /mitmproxy/i.test(proxyImage) ? proxyImage : opts.probeImage)
 
     /**
+     * Waits until a proxy answers, asking from inside it (an exec in its own image, no container of
+     * its own), for up to the ready timeout; returns how long that took.
+     */
+    const becomeReady = (target: string, ready: ReadySpec) =>
+      Effect.gen(function* () {
+        const started = Date.now()
+        const bound = opts.readySeconds * 1000
+        for (;;) {
+          const left = bound - (Date.now() - started)
+          const r = yield* execCapture(opts.endpoint, target, ready.check, Math.max(left, 1000), 30_000)
+          if (r.code === 0) return Date.now() - started
+          if (!ready.repeat || left <= 0) {
+            const why = r.stdout.trim().split("\n").pop() || r.stderr.trim().split("\n").pop() || `exit ${r.code}`
+            return yield* Effect.fail(new ProbeError({ target, detail: `nothing answered on port ${ready.port} within ${opts.readySeconds}s (${why.slice(0, 200)})` }))
+          }
+          yield* Effect.sleep("100 millis")
+        }
+      })
+
+    /** Waits until a proxy left running answers (it may have been started moments ago by a run that was killed). */
+    const awaitProxy = (w: AwaitReady | undefined) => (w === undefined ? Effect.void : becomeReady(w.target, w.ready).pipe(Effect.asVoid))
+
+    /**
      * Starts a container. One the Engine can no longer start because of its own leftover state
      * (after dockerd was killed: "task … already exists") is made anew from its spec. A proxy is
      * started only once it answers: what waits on this start (its agent) must never run before.
      */
-    /** Waits until a proxy left running answers (it may have been started moments ago by a run that was killed). */
-    const awaitProxy = (bottle: string, w: AwaitReady | undefined) =>
-      w === undefined
-        ? Effect.void
-        : waitReady({ names: opts.names, bottle, image: probeImageFor(w.image), target: w.target }, w.port, opts.readySeconds).pipe(
-          Effect.provideService(DockerEngine, docker),
-          Effect.asVoid
-        )
-
     const startContainer = (a: Extract<Action, { _tag: "StartContainer" }>) =>
       Effect.gen(function* () {
         const { spec } = a
-        yield* awaitProxy(a.bottle ?? spec.bottle, a.awaitReady)
+        yield* awaitProxy(a.awaitReady)
         const started = yield* Effect.either(docker.startContainer(a.resource))
         let note: string | undefined
         if (Either.isLeft(started)) {
@@ -210,9 +223,7 @@ export const makeRunner = (opts: RunnerOptions) =>
           note = "made anew: the Engine kept a leftover task"
         }
         if (spec.ready !== undefined) {
-          const ms = yield* waitReady({ names: opts.names, bottle: a.bottle ?? spec.bottle, image: probeImageFor(spec.image), target: a.resource }, spec.ready.port, opts.readySeconds).pipe(
-            Effect.provideService(DockerEngine, docker)
-          )
+          const ms = yield* becomeReady(a.resource, spec.ready)
           note = [note, `answering after ${ms} ms`].filter(Boolean).join("; ")
         }
         return note
@@ -222,8 +233,10 @@ export const makeRunner = (opts: RunnerOptions) =>
     const buildAgentImage = (a: Extract<Action, { _tag: "BuildImage" }>) =>
       Effect.gen(function* () {
         const { build } = a
+        // Loaded only for a build: the tar and .dockerignore libraries are no part of other commands.
+        const ctx = yield* Effect.promise(() => import("../resources/buildContext.js"))
         const read = yield* Effect.tryPromise({
-          try: () => readContext(build.context, build.dockerfile, build.args),
+          try: () => ctx.readContext(build.context, build.dockerfile, build.args),
           catch: (e) => new StateDirError({ path: build.context, detail: e instanceof Error ? e.message : String(e) })
         })
         if (read.hash !== build.hash) {
@@ -231,7 +244,7 @@ export const makeRunner = (opts: RunnerOptions) =>
         }
         opts.log(`building ${a.resource} from ${build.context}`)
         let last = 0
-        yield* buildImage(opts.endpoint, a.resource, tarContext(build.context, read.entries), { dockerfile: build.dockerfile, args: build.args }, (line) => {
+        yield* buildImage(opts.endpoint, a.resource, ctx.tarContext(build.context, read.entries), { dockerfile: build.dockerfile, args: build.args }, (line) => {
           const now = Date.now()
           if (now - last > 1000 || /^Step \d+\/\d+/.test(line)) { last = now; opts.log(`  ${line}`) }
         }, 30 * 60 * 1000)
@@ -262,7 +275,7 @@ export const makeRunner = (opts: RunnerOptions) =>
         case "RemoveContainer": return gone(docker.removeContainer(a.containerId))
         case "RemoveVolume": return gone(docker.removeVolume(a.resource))
         case "CreateMachine": return createMachine(a)
-        case "StartMachine": return awaitProxy(a.bottle ?? a.resource, a.awaitReady).pipe(Effect.zipRight(smolvm.start(a.resource)))
+        case "StartMachine": return awaitProxy(a.awaitReady).pipe(Effect.zipRight(smolvm.start(a.resource)))
         case "StopMachine": return gone(smolvm.stop(a.resource))
         case "DeleteMachine": return gone(smolvm.delete(a.resource))
         case "EnsureStateDir": return ensureStateDir(a)
@@ -338,7 +351,8 @@ export const writeStateDir = async (spec: StateDirSpec, prefix: string): Promise
     // Made once and kept: a new CA at every apply would break what the agent already trusts.
     let ca = await readBounded(`${root}/${GENERATED_FILES.caKey}`)
     if (ca === undefined || certificateOf(ca) === undefined) {
-      const made = makeBottleCa(spec.bottle)
+      // node-forge is loaded only when a CA is made (once per bottle).
+      const made = (await import("./bottleCaMake.js")).makeBottleCa(spec.bottle)
       ca = `${made.keyPem}${made.certPem}`
       await writeFileAtomically(GENERATED_FILES.caKey, ca, 0o600)
     }

@@ -75,17 +75,6 @@ const runProbe = (opts: ProbeOptions, input: unknown, bound: Duration.DurationIn
     }).pipe(Effect.ensuring(docker.removeContainer(id).pipe(Effect.ignore)))
   }).pipe(Effect.catchTag("DockerError", (e: DockerError) => Effect.fail(new ProbeError({ target: opts.target, detail: e.message }))))
 
-/** Waits until something in the target's namespace accepts on `port` and answers HTTP, for up to `deadline` seconds. */
-export const waitReady = (opts: ProbeOptions, port: number, deadline: number) =>
-  runProbe(opts, { mode: "ready", port, deadline }, Duration.seconds(deadline + 30)).pipe(
-    Effect.flatMap((r) => {
-      const v = r as { ready?: boolean; ms?: number }
-      return v.ready === true
-        ? Effect.succeed(v.ms ?? 0)
-        : Effect.fail(new ProbeError({ target: opts.target, detail: `nothing answered on port ${port} within ${deadline}s` }))
-    })
-  )
-
 /** A listener on every host address for the length of a probe: a connection to it is the host reached from inside. */
 const withHostListener = <A, E, R>(use: (port: number, hits: () => ReadonlyArray<string>) => Effect.Effect<A, E, R>) =>
   Effect.acquireUseRelease(

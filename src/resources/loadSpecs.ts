@@ -6,12 +6,11 @@
 import { FileSystem, Path } from "@effect/platform"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { builtImageTag } from "./buildTag.js"
-import { readContext } from "./buildContext.js"
 import { DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, parseMemory, type DesiredBottle, type DesiredBuild, type DesiredSecret } from "./desired.js"
 import { allowedBy, normaliseHost, parseAllowEntry } from "./egressRules.js"
 import { digestOf, readSecret } from "./secrets.js"
 import { formatBytes, hostPathProblem, readBoundedFile, readTree, realPathOf, type CopiedTree, type HostContext } from "./hostPaths.js"
-import { MAX_SPEC_BYTES, nearest, parseSpecText, pathText, type ParsedDocument } from "./parseDocuments.js"
+import { MAX_SPEC_BYTES, nearest, pathText, type ParsedDocument } from "./specPositions.js"
 import { BottleDocument } from "./spec.js"
 import { SpecError, type SpecProblem } from "./specError.js"
 
@@ -90,6 +89,9 @@ export const decodeDocument = (
   )
 }
 
+/** The YAML and TOML parsers, loaded when a spec is read (commands without one start faster). */
+const parsers = Effect.promise(() => import("./parseDocuments.js"))
+
 /** The most prompt text bottle reads from a promptFile. */
 export const MAX_PROMPT_BYTES = 1024 * 1024
 
@@ -135,7 +137,7 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
       if (Either.isLeft(read)) { problem(file, `cannot read: ${read.left.detail}`, 0, 0); continue }
       const text = decodeUtf8(read.right)
       if (text === undefined) { problem(file, "is not UTF-8 text", 0, 0); continue }
-      const parsed = parseSpecText(file, text)
+      const parsed = (yield* parsers).parseSpecText(file, text)
       if (parsed._tag === "Err") { problems.push(...parsed.problems); continue }
       if (parsed.documents.length === 0) problem(file, "holds no bottle documents")
       const dir = path.dirname(path.resolve(file))
@@ -216,7 +218,7 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
           else {
             const dockerfile = b.spec.build.dockerfile ?? "Dockerfile"
             const args = { ...b.spec.build.args }
-            const read = yield* Effect.tryPromise(() => readContext(context, dockerfile, args)).pipe(Effect.either)
+            const read = yield* Effect.tryPromise(async () => (await import("./buildContext.js")).readContext(context, dockerfile, args)).pipe(Effect.either)
             if (Either.isLeft(read)) problem(file, `build context ${context} ${read.left.error instanceof Error ? read.left.error.message : String(read.left.error)}`, p.line, p.column, "spec.build.context")
             else {
               build = { context, dockerfile, args, hash: read.right.hash }

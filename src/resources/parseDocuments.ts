@@ -5,30 +5,10 @@
 import { parse as parseToml, TomlError } from "smol-toml"
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, type Node as YamlNode } from "yaml"
 import type { SpecProblem } from "./specError.js"
+import { nearest, pathKey, pathText, short, type ParsedDocument, type ParseResult, type Position } from "./specPositions.js"
 
-export interface Position { readonly line: number; readonly column: number }
+export type { ParsedDocument, ParseResult, Position }
 
-/** One document of a spec file, before schema decoding. */
-export interface ParsedDocument {
-  readonly value: unknown
-  readonly position: Position
-  /** Position of each field, keyed by `pathKey(path)`. */
-  readonly positions: ReadonlyMap<string, Position>
-}
-
-export type ParseResult =
-  | { readonly _tag: "Ok"; readonly documents: ReadonlyArray<ParsedDocument> }
-  | { readonly _tag: "Err"; readonly problems: ReadonlyArray<SpecProblem> }
-
-export const pathKey = (path: ReadonlyArray<PropertyKey>): string => path.map(String).join("\u0000")
-export const pathText = (path: ReadonlyArray<PropertyKey>): string =>
-  path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? short(String(p)) : `.${short(String(p))}`)).join("")
-
-/** A key as a message shows it: a huge one is cut. */
-const short = (key: string) => (key.length > 60 ? `${key.slice(0, 57)}...` : key)
-
-/** A spec file larger than this is refused before parsing. */
-export const MAX_SPEC_BYTES = 1024 * 1024
 /** Nodes one document may expand to (aliases included): stops alias bombs. */
 const MAX_NODES = 10_000
 /** Nesting a bottle spec never needs; deeper input is refused before it can exhaust the stack. */
@@ -243,15 +223,6 @@ const tomlKeyLines = (text: string): ReadonlyMap<string, Position> => {
 }
 
 const firstLine = (s: string) => s.split("\n")[0]!.trim()
-
-/** The closest recorded position at or above a path. */
-export const nearest = (positions: ReadonlyMap<string, Position>, path: ReadonlyArray<PropertyKey>): Position | undefined => {
-  for (let n = path.length; n >= 0; n--) {
-    const p = positions.get(pathKey(path.slice(0, n)))
-    if (p) return p
-  }
-  return undefined
-}
 
 class Refusal {
   constructor(readonly path: ReadonlyArray<PropertyKey>, readonly message: string) {}

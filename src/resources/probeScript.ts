@@ -6,8 +6,9 @@
  * looked up by connecting a UDP socket, which sends nothing.
  *
  * Input: one JSON argument. Output: one JSON line on stdout.
- * - `{"mode": "ready", "port": P, "deadline": S}`: waits until something in
- *   the namespace accepts on P and answers HTTP; prints `{"ready": true|false, "ms": …}`.
+ * - `{"mode": "ready", "port": P, "deadline": S}`: run inside the proxy itself
+ *   (an exec in its own image), waits until it accepts on P and answers HTTP;
+ *   prints `{"ready": true|false, "ms": …}` and exits 0 only when ready.
  * - `{"mode": "verify", …}`: checks every property at once and prints
  *   `{"properties": [{"name", "ok", "detail"}, …]}`.
  */
@@ -277,7 +278,8 @@ def verify(a):
     add("no outside DNS", not leaks, "; ".join(sorted(leaks)) if leaks else "no resolver answered for " + ", ".join(a["dnsNames"]))
     return {"properties": sorted(props, key=lambda p: p["name"])}
 
-print(json.dumps(ready(args) if args["mode"] == "ready" else verify(args)), flush=True)
+result = ready(args) if args["mode"] == "ready" else verify(args)
+print(json.dumps(result), flush=True)
 # Checks still waiting (a resolver that never answers) are abandoned, not waited for.
-os._exit(0)
+os._exit(1 if result.get("ready") is False else 0)
 `

@@ -3,10 +3,10 @@
  * containers and state dir bottle will create, with their hashes, and how
  * its fence is verified. Pure.
  */
-import { stringify } from "yaml"
 import type { DesiredBottle } from "./desired.js"
 import { EGRESS_ADDON, EGRESS_ADDON_FILE, EGRESS_POLICY_FILE, type EgressPolicy } from "./egressAddon.js"
 import { parseAllowList, type AllowRule } from "./egressRules.js"
+import { PROBE_SCRIPT } from "./probeScript.js"
 import type { NetworkFacts } from "./fence.js"
 import { fieldHashes, hashOf } from "./hash.js"
 import { Bottle as BL, COMPOSE_VERSION_LABEL, Compose, MANAGED_BY } from "./labels.js"
@@ -44,11 +44,24 @@ export interface NetworkSpec {
   readonly podman?: Readonly<Record<string, unknown>>
 }
 
-/** A readiness check run before what depends on a container starts. */
+/**
+ * A readiness check, run in the container itself (an exec: no container of
+ * its own) before what depends on it starts.
+ */
 export interface ReadySpec {
-  /** The port that must accept a connection (and answer HTTP) inside the container's network namespace. */
+  /** The port that must accept a connection (and answer HTTP). */
   readonly port: number
+  /** The command that succeeds once it does, in the proxy's own image. */
+  readonly check: ReadonlyArray<string>
+  /** Run the check again until it succeeds (pipelock's one-shot healthcheck); otherwise it waits itself. */
+  readonly repeat: boolean
 }
+
+/** How to tell a proxy answers, from inside it: mitmproxy's image has python3 (the probe waits itself); pipelock's has its own healthcheck. */
+export const readyCheck = (proxy: DesiredBottle["egressProxy"], port = EGRESS_PORT): ReadySpec =>
+  proxy === "pipelock"
+    ? { port, check: ["/pipelock", "healthcheck", "--addr", `127.0.0.1:${port}`], repeat: true }
+    : { port, check: ["python3", "-c", PROBE_SCRIPT, JSON.stringify({ mode: "ready", port, deadline: 60 })], repeat: false }
 
 /** Engine API `POST /containers/create` body, as far as bottle sets it. */
 export interface ContainerBody {
@@ -171,8 +184,9 @@ const PUBLIC_DIR = 0o755
 export const renderPipelockConfig = (b: DesiredBottle, rules: ReadonlyArray<AllowRule>): string => {
   const exact = new Set(rules.filter((r) => !r.wildcard).map((r) => r.domain))
   const blocked = [...new Set(rules.filter((r) => r.wildcard && !exact.has(r.domain)).map((r) => r.domain))]
+  // JSON is YAML too: pipelock reads it as its config without a YAML writer here.
   return `# Rendered by bottle for '${b.name}' from spec.egress.allow; rewritten on every apply.\n` +
-    stringify({
+    JSON.stringify({
       version: 1,
       mode: "strict",
       api_allowlist: [...new Set(rules.map((r) => (r.wildcard ? `*.${r.domain}` : r.domain)))],
@@ -184,7 +198,7 @@ export const renderPipelockConfig = (b: DesiredBottle, rules: ReadonlyArray<Allo
       metrics_listen: "127.0.0.1:9090",
       logging: { format: "json", output: "stdout", include_allowed: true, include_blocked: true },
       sentry: { enabled: false }
-    })
+    }, null, 2) + "\n"
 }
 
 /** The mitmproxy addon's policy for one bottle. */
@@ -421,7 +435,7 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
         NetworkingConfig: { EndpointsConfig: { [internal.name]: { Aliases: [EGRESS_ALIAS], ...(podman !== undefined ? { IPAMConfig: { IPv4Address: podman.egressIp } } : {}) } } }
       },
       [{ network: egressNet.name, aliases: [EGRESS_ALIAS] }],
-      { port: EGRESS_PORT }
+      readyCheck(b.egressProxy)
     ))
   }
 

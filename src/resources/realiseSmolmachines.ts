@@ -13,6 +13,7 @@ import {
   bottleLabels,
   EGRESS_PORT,
   egressContainer,
+  readyCheck,
   realiseStateDir,
   secretDigests,
   type ContainerSpec,
@@ -80,7 +81,7 @@ export const realiseSmolmachines = (b: DesiredBottle, ctx: RealiseContext): Smol
     fields: bundleFields,
     connect: [],
     // The machine starts only once its proxy answers.
-    ready: { port: EGRESS_PORT },
+    ready: readyCheck(b.egressProxy, EGRESS_PORT),
     body: { ...bundleBody, Labels: { ...common, [BL.specHash]: bundleHash, [BL.specFields]: bundleFields } }
   }
 

@@ -1,0 +1,106 @@
+/**
+ * Bringing bottles up, against what users would use instead: Docker Compose
+ * (Debian's docker-compose) bringing up equivalent projects (the same
+ * images, two networks one of them internal, capabilities dropped, the
+ * proxy's image running mitmdump), one after another and all at once, in the
+ * same run; for N = 1 and N = 10. bottle's time includes what compose does
+ * not do: waiting for each proxy to answer before its agent starts, and
+ * proving each fence. Targets (N = 10): ≤ 0.5× compose one after another,
+ * ≤ 0.9× compose all at once. Also: a no-op `apply` of 20 bottles ≤ 0.5 s.
+ */
+import { execFileSync, spawn } from "node:child_process"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { AGENT_IMAGE, bottle, EGRESS_IMAGE, ensureTestImages, env, ratio, scrub, time } from "./support.js"
+
+const spec = (names: ReadonlyArray<string>) =>
+  names.map((n) => `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: ${n} }\nspec:\n  image: ${AGENT_IMAGE}\n  egress: { allow: [api.anthropic.com] }\n  resources: { memory: 256m, pids: 256 }\n`).join("---\n")
+
+/** A compose project equivalent to one bottle. */
+const composeFile = `services:
+  egress:
+    image: ${EGRESS_IMAGE}
+    entrypoint: ["mitmdump"]
+    command: ["--quiet", "--listen-port", "8888", "--set", "confdir=/tmp/mitmproxy"]
+    user: "65534:65534"
+    read_only: true
+    tmpfs: ["/tmp"]
+    cap_drop: [ALL]
+    security_opt: ["no-new-privileges:true"]
+    networks:
+      internal: { aliases: [egress] }
+      egress: {}
+  agent:
+    image: ${AGENT_IMAGE}
+    cap_drop: [ALL]
+    security_opt: ["no-new-privileges:true"]
+    mem_limit: 256m
+    pids_limit: 256
+    environment: { HTTPS_PROXY: "http://egress:8888" }
+    networks: [internal]
+    depends_on: [egress]
+networks:
+  internal: { internal: true }
+  egress: {}
+`
+
+const compose = (dir: string, project: string, ...args: ReadonlyArray<string>) =>
+  new Promise<void>((resolve, reject) => {
+    const p = spawn("docker-compose", ["-p", project, "-f", join(dir, "docker-compose.yml"), ...args], { stdio: ["ignore", "ignore", "pipe"] })
+    let err = ""
+    p.stderr.on("data", (d) => (err += d))
+    p.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`docker-compose ${args.join(" ")}: ${err}`))))
+  })
+
+const timeAsync = async (f: () => Promise<unknown>) => {
+  const t = process.hrtime.bigint()
+  await f()
+  return Number(process.hrtime.bigint() - t) / 1e6
+}
+
+export const benchApply = async () => {
+  ensureTestImages()
+  try {
+    execFileSync("docker-compose", ["version"], { stdio: "ignore" })
+  } catch {
+    console.log("docker-compose is missing: apt-get install -y docker-compose (Debian's) to run this bench")
+    return
+  }
+  const dir = mkdtempSync(join(tmpdir(), "bottle-bench-apply-"))
+  writeFileSync(join(dir, "docker-compose.yml"), composeFile)
+  for (const n of [1, 10]) {
+    const projects = Array.from({ length: n }, (_, i) => `bcmp${process.pid.toString(36)}n${n}p${i}`)
+    const seq = await timeAsync(async () => { for (const p of projects) await compose(dir, p, "up", "-d") })
+    await Promise.all(projects.map((p) => compose(dir, p, "down", "-t", "0")))
+    const par = await timeAsync(() => Promise.all(projects.map((p) => compose(dir, p, "up", "-d"))))
+    await Promise.all(projects.map((p) => compose(dir, p, "down", "-t", "0")))
+
+    const prefix = `bap${process.pid.toString(36)}n${n}`
+    const e = env(prefix)
+    const file = join(dir, `bottles-${n}.yaml`)
+    writeFileSync(file, spec(Array.from({ length: n }, (_, i) => `a${i}`)))
+    const ours = time(() => bottle(e, "apply", "-f", file))
+    bottle(e, "reconcile", "--prune", "--yes")
+    scrub(prefix)
+    console.log(`N=${n}: compose one after another ${seq.toFixed(0)} ms, all at once ${par.toFixed(0)} ms; bottle apply (proxies answering, fences proven) ${ours.toFixed(0)} ms`)
+    console.log(`  ratio to one after another: ${ratio(ours, seq)}${n === 10 ? `   (target ≤ 0.50) ${ours / seq <= 0.5 ? "MET" : "NOT MET"}` : ""}`)
+    console.log(`  ratio to all at once:       ${ratio(ours, par)}${n === 10 ? `   (target ≤ 0.90) ${ours / par <= 0.9 ? "MET" : "NOT MET"}` : ""}`)
+  }
+
+  // A no-op apply of 20 bottles: what a user waits for when nothing is to be done.
+  const prefix = `bnoop${process.pid.toString(36)}`
+  const e = env(prefix)
+  const file = join(dir, "noop.yaml")
+  writeFileSync(file, spec(Array.from({ length: 20 }, (_, i) => `n${i}`)))
+  try {
+    bottle({ ...e, BOTTLE_LOCK_WAIT: "600" }, "apply", "-f", file)
+    const runs = [0, 1, 2, 3, 4].map(() => time(() => bottle(e, "apply", "-f", file)))
+    const noop = [...runs].sort((a, b) => a - b)[2]!
+    const nodeFloor = [0, 1, 2, 3, 4].map(() => time(() => execFileSync(process.execPath, ["-e", "0"]))).sort((a, b) => a - b)[2]!
+    console.log(`no-op apply of 20 bottles: ${noop.toFixed(0)} ms (node -e 0: ${nodeFloor.toFixed(0)} ms)   (target ≤ 500 ms) ${noop <= 500 ? "MET" : "NOT MET"}`)
+  } finally {
+    bottle(e, "reconcile", "--prune", "--yes")
+    scrub(prefix)
+  }
+}
