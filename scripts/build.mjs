@@ -1,24 +1,112 @@
-// Bundles the CLI into dist/: bottle.mjs is the entry; the command tree is a
-// chunk of its own, loaded only when needed (so `--version` starts fast).
+// Bundles the CLI into dist/:
+// - bottle.mjs, the entry: answers `--version` at once, else loads app.cjs;
+// - app.cjs, the command tree, CommonJS so that codeCache.ts can keep V8's
+//   compiled code between starts (Node 20 has no compile cache for ES
+//   modules);
+// - lazy/*.cjs, what the command tree loads only when used: the spec
+//   parsers (yaml, smol-toml), the build context's tar writer and the CA
+//   maker (node-forge).
 import { build } from "esbuild"
-import { chmodSync, rmSync } from "node:fs"
+import { createHash } from "node:crypto"
+import { chmodSync, readFileSync, rmSync } from "node:fs"
+import { resolve } from "node:path"
+
+// Dependencies that libraries import at their top but bottle never calls:
+// undici (@effect/platform-node's second HTTP client; bottle speaks to the
+// Engine over node:http) and the TOML/INI readers behind @effect/cli's
+// file-valued options. Bundled, they are a third of the code every start
+// compiles. Each is replaced by a stub that fails loudly if ever reached.
+const unused = {
+  undici: "undici (the Engine client uses node:http)",
+  toml: "toml (@effect/cli file options; bottle reads TOML with smol-toml)",
+  ini: "ini (@effect/cli file options)"
+}
+const stubUnused = {
+  name: "stub-unused",
+  setup(b) {
+    b.onResolve({ filter: /^(undici|toml|ini)$/ }, (args) => ({ path: args.path, namespace: "stub-unused" }))
+    b.onLoad({ filter: /.*/, namespace: "stub-unused" }, (args) => ({
+      contents: `const fail = () => { throw new Error(${JSON.stringify(`bottle was built without ${unused[args.path]}`)}) }
+module.exports = { Agent: fail, getGlobalDispatcher: fail, parse: fail, decode: fail }`,
+      loader: "js"
+    }))
+  }
+}
+
+// The modules the sources import with import() so that they load only when used.
+const lazy = {
+  parseDocuments: "src/resources/parseDocuments.ts",
+  buildContext: "src/resources/buildContext.ts",
+  bottleCaMake: "src/reconcilers/bottleCaMake.ts"
+}
+// In app.cjs, such an import() asks codeCache's require for lazy/<name>.cjs.
+const lazyImports = {
+  name: "lazy-imports",
+  setup(b) {
+    const names = Object.keys(lazy).join("|")
+    b.onResolve({ filter: new RegExp(`^\\./(${names})\\.js$`) }, (args) => {
+      if (args.kind !== "dynamic-import") return undefined
+      return { path: args.path.slice(2, -3), namespace: "lazy-import" }
+    })
+    b.onLoad({ filter: /.*/, namespace: "lazy-import" }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(`bottle-lazy:${args.path}`)})`,
+      loader: "js"
+    }))
+    b.onResolve({ filter: /^bottle-lazy:/ }, (args) => ({ path: args.path, external: true }))
+  }
+}
+
+const common = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  // Smaller to parse at every start; names are kept for stack traces.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  logLevel: "warning"
+}
 
 rmSync("dist", { recursive: true, force: true })
 await build({
+  ...common,
+  entryPoints: { app: "src/cli/main.ts", ...Object.fromEntries(Object.entries(lazy).map(([n, p]) => [`lazy/${n}`, p])) },
+  format: "cjs",
+  outdir: "dist",
+  outExtension: { ".js": ".cjs" },
+  plugins: [stubUnused, lazyImports]
+})
+
+// What codeCache.ts checks before it trusts a cache: each bundle's hash and length.
+const bundles = {}
+for (const name of ["app", ...Object.keys(lazy).map((n) => `lazy/${n}`)]) {
+  const text = readFileSync(`dist/${name}.cjs`, "utf8")
+  // codeCache.ts reads bundles as latin1, which is right only for ASCII (esbuild escapes the rest by default).
+  if (!/^[\x00-\x7f]*$/.test(text)) throw new Error(`dist/${name}.cjs is not ASCII: codeCache.ts would misread it`)
+  bundles[name] = { hash: createHash("sha256").update(text).digest("hex").slice(0, 32), length: text.length }
+}
+
+// The entry: its import("./main.js") becomes app.cjs, loaded through codeCache.
+const appEntry = {
+  name: "app-entry",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/main\.js$/ }, () => ({ path: "app", namespace: "app-entry" }))
+    b.onLoad({ filter: /.*/, namespace: "app-entry" }, () => ({
+      contents: `import { load } from "./codeCache.ts"
+import { fileURLToPath } from "node:url"
+import { dirname } from "node:path"
+export const main = load("app", dirname(fileURLToPath(import.meta.url))).main`,
+      resolveDir: resolve("src/cli"),
+      loader: "js"
+    }))
+  }
+}
+await build({
+  ...common,
   entryPoints: { bottle: "src/cli/bin.ts" },
-  bundle: true,
-  splitting: true,
   format: "esm",
-  platform: "node",
-  target: "node20",
   outdir: "dist",
   outExtension: { ".js": ".mjs" },
-  chunkNames: "chunks/[name]-[hash]",
-  // Smaller to parse at every start; names are kept (errors and stack-free messages do not depend on them, but debugging does).
-  minifyWhitespace: true,
-  minifySyntax: true,
-  // Some dependencies still call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __bottleCreateRequire } from 'node:module'; const require = __bottleCreateRequire(import.meta.url);" },
-  logLevel: "warning"
+  define: { __BOTTLE_BUNDLES__: JSON.stringify(bundles) },
+  plugins: [appEntry]
 })
 chmodSync("dist/bottle.mjs", 0o755)

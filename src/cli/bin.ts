@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
  * Entry point. `--version` is answered before the command tree is loaded,
- * so it starts as fast as node itself; everything else loads main.
+ * so it starts as fast as node itself; everything else loads main (in the
+ * bundle, through codeCache.ts: see there).
  */
+import { exitWhenFlushed, flushCodeCache } from "./codeCache.js"
 import { VERSION } from "./version.js"
 
 const args = process.argv.slice(2)
@@ -10,5 +12,7 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
   process.stdout.write(`bottle ${VERSION}\n`)
 } else {
   const { main } = await import("./main.js")
-  process.exitCode = await main(process.argv)
+  const code = await main(process.argv)
+  flushCodeCache()
+  exitWhenFlushed(code)
 }

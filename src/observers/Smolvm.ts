@@ -5,6 +5,8 @@
  * a contract. The observer reads through it and the executor acts through it.
  */
 import { Command, CommandExecutor } from "@effect/platform"
+import { accessSync, constants as fsConstants, statSync } from "node:fs"
+import { join } from "node:path"
 import type { PlatformError } from "@effect/platform/Error"
 import { Context, Data, Duration, Effect, Either, Fiber, Layer, Option, ParseResult, Schema, Stream } from "effect"
 import type { ObservedMachine, SmolvmSnapshot, Source } from "../resources/observed.js"
@@ -153,6 +155,23 @@ const parseLs = (stdout: string): Either.Either<ReadonlyArray<typeof LsMachine.T
  */
 const PIPE_GRACE = Duration.seconds(2)
 
+/**
+ * Whether `binary` names an executable file, as exec would find it (a name
+ * without a slash is looked up on PATH). Most hosts have no smolvm; this
+ * answers "not installed" without the cost of a spawn that fails.
+ */
+const executable = (binary: string, path = process.env["PATH"] ?? ""): boolean => {
+  const candidates = binary.includes("/") ? [binary] : path.split(":").map((d) => join(d === "" ? "." : d, binary))
+  return candidates.some((c) => {
+    try {
+      accessSync(c, fsConstants.X_OK)
+      return statSync(c).isFile()
+    } catch {
+      return false
+    }
+  })
+}
+
 const make = (opts: SmolvmOptions) =>
   Effect.gen(function* () {
     const executor = yield* CommandExecutor.CommandExecutor
@@ -162,6 +181,7 @@ const make = (opts: SmolvmOptions) =>
 
     /** Runs `binary args`; any exit code is a result, only not running it (or its dying of a signal) is an error. */
     const run = (args: ReadonlyArray<string>, display: string, bound: Duration.Duration = timeout): Effect.Effect<Ran, SmolvmError> => {
+      if (!executable(binary, opts.env?.["PATH"] ?? process.env["PATH"])) return Effect.fail(fail(display, "NotInstalled", `${binary}: no such file`))
       const command = Command.make(binary, ...args).pipe(
         Command.env(opts.env ?? {}),
         // An empty, closed stdin: smolvm never gets to wait for an answer (delete's prompt, for one).

@@ -15,6 +15,8 @@ export interface RecordingEngine {
   readonly requests: ReadonlyArray<string>
   /** The requests that would change something on a real Engine (any POST or DELETE). */
   readonly writes: () => ReadonlyArray<string>
+  /** When each request arrived and when its answer was sent (performance.now() ms), in order of arrival. */
+  readonly spans: ReadonlyArray<readonly [number, number]>
   readonly close: () => Promise<void>
 }
 
@@ -66,10 +68,14 @@ const answer = (method: string, url: string, res: ServerResponse) => {
 
 export const startRecordingEngine = async (socketPath: string): Promise<RecordingEngine> => {
   const requests: Array<string> = []
+  const spans: Array<[number, number]> = []
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const method = req.method ?? "?"
     const url = req.url ?? ""
     requests.push(`${method} ${url}`)
+    const span: [number, number] = [performance.now(), Number.NaN]
+    spans.push(span)
+    res.on("finish", () => { span[1] = performance.now() })
     // The body is not needed, but must be read for the connection to be reused.
     req.resume()
     req.on("end", () => answer(method, url, res))
@@ -81,6 +87,7 @@ export const startRecordingEngine = async (socketPath: string): Promise<Recordin
   return {
     socketPath,
     requests,
+    spans,
     writes: () => requests.filter((r) => r.startsWith("POST ") || r.startsWith("DELETE ")),
     close: async () => {
       server.closeAllConnections()
