@@ -1,6 +1,6 @@
 /** The pure planner: every rule of the design and every action kind, table-driven. */
 import { describe, expect, it } from "vitest"
-import type { Action } from "../src/reconcilers/actions.js"
+import { isDestructive, type Action } from "../src/reconcilers/actions.js"
 import { plan } from "../src/reconcilers/plan.js"
 import { Compose } from "../src/resources/labels.js"
 import { makeNames } from "../src/resources/names.js"
@@ -52,6 +52,22 @@ describe("rule 1: create missing, start stopped, replace changed, keep matching"
     const p = plan([bottle("a")], observed(w), options())
     expect(brief(mutating(p.actions))).toEqual(["StartContainer claude-bottle-a-agent-1", "VerifyBottle claude-bottle-a-agent-1"])
     expect(find(p.actions, "StartContainer", "claude-bottle-a-agent-1").cause).toBe(`stopped (${state})`)
+  })
+
+  it("a run killed between create and connect: the half-made proxy is replaced, and that needs no confirmation (it never ran)", () => {
+    const w = worldAfterApply([bottle("a")])
+    // As a SIGKILL leaves it: created on the internal network, never attached to the egress one, never started.
+    w.containers = w.containers.map((c) => (c.name.endsWith("egress-1")
+      ? { ...c, state: "created", facts: { ...c.facts!, networks: c.facts!["networks"]!.filter((n) => !n.endsWith("_egress")) } }
+      : c))
+    const p = plan([bottle("a")], observed(w), options())
+    const remove = find(p.actions, "RemoveContainer", "claude-bottle-a-egress-1")
+    expect(remove.cause).toContain("not attached to network claude-bottle-a_egress")
+    expect(isDestructive(remove)).toBe(false)
+    // One that ran and drifted the same way is the user's to confirm.
+    const ran = worldAfterApply([bottle("a")])
+    ran.containers = ran.containers.map((c) => (c.name.endsWith("egress-1") ? { ...c, state: "exited", facts: { ...c.facts!, networks: c.facts!["networks"]!.filter((n) => !n.endsWith("_egress")) } } : c))
+    expect(isDestructive(find(plan([bottle("a")], observed(ran), options()).actions, "RemoveContainer", "claude-bottle-a-egress-1"))).toBe(true)
   })
 
   it("replaces only the agent when env changes, naming the field", () => {

@@ -38,7 +38,8 @@ export type Action = Data.TaggedEnum<{
    * container the Engine can no longer start (its own leftover state after a crash).
    */
   StartContainer: Common & { readonly created: boolean; readonly spec: ContainerSpec; readonly awaitReady?: AwaitReady }
-  RemoveContainer: Common & { readonly containerId: string; readonly replaced: boolean }
+  /** neverRan: the container was created and never started (a run cut off between create and start): replacing it loses nothing. */
+  RemoveContainer: Common & { readonly containerId: string; readonly replaced: boolean; readonly neverRan?: true }
   RemoveVolume: Common
   CreateMachine: Common & { readonly spec: MachineSpec; readonly replaces: boolean }
   StartMachine: Common & { readonly created: boolean; readonly awaitReady?: AwaitReady }
@@ -97,7 +98,7 @@ export const kindOf = (a: Action): ResourceKind => {
 
 /** Whether the action deletes something (the y/N question is asked for these). */
 export const isDestructive = (a: Action): boolean =>
-  a._tag === "RemoveNetwork" || a._tag === "RemoveContainer" || a._tag === "RemoveVolume" ||
+  a._tag === "RemoveNetwork" || (a._tag === "RemoveContainer" && !(a.replaced && a.neverRan === true)) || a._tag === "RemoveVolume" ||
   a._tag === "DeleteMachine" || a._tag === "StopMachine" || a._tag === "RemoveStateDir"
 
 export interface Plan {

@@ -424,7 +424,7 @@ const planContainer = (
     return { started, replacedOrCreated: false, running: false }
   }
   if (current !== undefined) {
-    removeIds.push(ctx.out.add(Action.RemoveContainer({ ...common, id: `RemoveContainer:${spec.name}`, cause: drift!, after: [], containerId: current.id, replaced: true })))
+    removeIds.push(ctx.out.add(Action.RemoveContainer({ ...common, id: `RemoveContainer:${spec.name}`, cause: drift!, after: [], containerId: current.id, replaced: true, ...(current.state === "created" ? { neverRan: true as const } : {}) })))
     markRemoved(ctx, (i) => i.kind === "container" && i.c === current)
   }
   const created = ctx.out.add(Action.CreateContainer({ ...common, id: `CreateContainer:${spec.name}`, cause: drift ?? opts.removedFor ?? "missing", after: [...opts.createAfter, ...removeIds], spec, replaces: current !== undefined || opts.removedFor !== undefined }))
