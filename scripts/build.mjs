@@ -5,7 +5,8 @@
 //   modules);
 // - lazy/*.cjs, what the command tree loads only when used: the spec
 //   parsers (yaml, smol-toml), the build context's tar writer and the CA
-//   maker (node-forge).
+//   maker (node-forge);
+// - sidecars/supervise.cjs, the supervisor sidecar's MCP server.
 import { build } from "esbuild"
 import { createHash } from "node:crypto"
 import { chmodSync, readFileSync, rmSync } from "node:fs"
@@ -44,9 +45,9 @@ const lazyImports = {
   name: "lazy-imports",
   setup(b) {
     const names = Object.keys(lazy).join("|")
-    b.onResolve({ filter: new RegExp(`^\\./(${names})\\.js$`) }, (args) => {
+    b.onResolve({ filter: new RegExp(`(^|/)(${names})\\.js$`) }, (args) => {
       if (args.kind !== "dynamic-import") return undefined
-      return { path: args.path.slice(2, -3), namespace: "lazy-import" }
+      return { path: args.path.split("/").pop().slice(0, -3), namespace: "lazy-import" }
     })
     b.onLoad({ filter: /.*/, namespace: "lazy-import" }, (args) => ({
       contents: `module.exports = require(${JSON.stringify(`bottle-lazy:${args.path}`)})`,
@@ -74,6 +75,17 @@ await build({
   outdir: "dist",
   outExtension: { ".js": ".cjs" },
   plugins: [stubUnused, lazyImports]
+})
+
+// The supervisor's server, on its own: it runs in the supervise sidecar (Debian's Node 18), copied into each
+// bottle's state dir. Not loaded by the CLI.
+await build({
+  ...common,
+  entryPoints: { "sidecars/supervise": "src/sidecars/supervise.ts" },
+  format: "cjs",
+  target: "node18",
+  outdir: "dist",
+  outExtension: { ".js": ".cjs" }
 })
 
 // What codeCache.ts checks before it trusts a cache: each bundle's hash and length.

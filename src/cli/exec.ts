@@ -1,5 +1,5 @@
 /**
- * `bottle exec NAME [--service agent|egress] [-i] [-t] [-e K=V] [-w DIR] -- CMD…`:
+ * `bottle exec NAME [--service agent|egress|git|supervise] [-i] [-t] [-e K=V] [-w DIR] -- CMD…`:
  * runs a command in a bottle (its agent, or a sidecar) with stdin, a TTY
  * with its resizes when asked, and the command's exit code as bottle's own.
  * Engine API exec on docker; `smolvm machine exec` for a machine.
@@ -16,7 +16,7 @@ import { SettingsTag } from "./settings.js"
 import { findTarget } from "./target.js"
 
 export const bottleName = Args.text({ name: "NAME" }).pipe(Args.withSchema(BottleName), Args.withDescription("the bottle"))
-export const service = Options.choice("service", ["agent", "egress"]).pipe(
+export const service = Options.choice("service", ["agent", "egress", "git", "supervise"]).pipe(
   Options.withDefault("agent" as const),
   Options.withDescription("which of the bottle's containers (default: the agent)")
 )

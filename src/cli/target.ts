@@ -7,7 +7,7 @@ import type { Names } from "../resources/names.js"
 import type { Observed } from "../resources/observed.js"
 import { ownership } from "../resources/ownership.js"
 
-export type Service = "agent" | "egress"
+export type Service = "agent" | "egress" | "git" | "supervise"
 
 export type Target =
   | { readonly _tag: "Container"; readonly name: string; readonly running: boolean; readonly backend: "docker" | "smolmachines" }
@@ -24,12 +24,13 @@ export const findTarget = (o: Observed, names: Names, bottle: string, service: S
     const bundle = containers.find((c) => c.name === names.bundleContainer(bottle))
     return bundle !== undefined
       ? { _tag: "Container", name: bundle.name, running: bundle.state === "running", backend: "smolmachines" }
-      : { _tag: "Missing", why: `bottle '${bottle}' has no ${service} (its allow list is empty: no proxy)` }
+      : { _tag: "Missing", why: `bottle '${bottle}' has no ${service}${service === "egress" ? " (its allow list is empty: no proxy)" : " (smolmachines bottles run only the egress proxy)"}` }
   }
   const c = containers.find((x) => x.name === names.container(bottle, service))
   if (c !== undefined) return { _tag: "Container", name: c.name, running: c.state === "running", backend: "docker" }
   const exists = containers.some((x) => x.labels[BL.bottle] === bottle)
-  if (exists) return { _tag: "Missing", why: `bottle '${bottle}' has no ${service}${service === "egress" ? " (its allow list is empty: no proxy)" : ""}` }
+  const missing: Record<Service, string> = { agent: "", egress: " (its allow list is empty: no proxy)", git: " (its spec declares no git remotes)", supervise: " (its spec does not set supervise: true)" }
+  if (exists) return { _tag: "Missing", why: `bottle '${bottle}' has no ${service}${missing[service]}` }
   const where = [o.docker._tag === "Failed" ? `the Docker Engine could not be asked (${o.docker.error})` : "", o.smolvm._tag === "Failed" ? `smolvm could not be asked (${o.smolvm.error})` : ""].filter(Boolean)
   return { _tag: "Missing", why: `no bottle named '${bottle}' runs here${where.length > 0 ? `, as far as can be told: ${where.join("; ")}` : ""}` }
 }

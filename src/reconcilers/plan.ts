@@ -57,6 +57,9 @@ const isRunning = (state: string) => state === "running" || state === "restartin
 class Builder {
   readonly actions: Array<Action> = []
   private readonly ids = new Set<string>()
+  has(id: string): boolean {
+    return this.ids.has(id)
+  }
   add(a: Action): string {
     if (this.ids.has(a.id)) throw new Error(`plan bug: duplicate action id ${a.id}`)
     this.ids.add(a.id)
@@ -193,7 +196,7 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
     }
     // On Podman the proxy's address is pinned in the agent's hosts file, so it is placed once the subnet is known.
     const sketch = b.backend === "docker"
-      ? { kind: "docker" as const, r: realiseDocker(b, opts.realise, onPodman ? { egressIp: "0.0.0.0" } : undefined) }
+      ? { kind: "docker" as const, r: realiseDocker(b, opts.realise, onPodman ? { egressIp: "0.0.0.0", gitIp: "0.0.0.0", superviseIp: "0.0.0.0" } : undefined) }
       : { kind: "smolmachines" as const, r: realiseSmolmachines(b, opts.realise) }
     // Every network the bottle must make gets its subnet now, or the bottle is not started at all (never half-made).
     const toMake = (sketch.kind === "docker" ? sketch.r.networks : sketch.r.network !== undefined ? [sketch.r.network] : [])
@@ -215,7 +218,8 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
         blockBottle(b, "engine not supported", "on Podman bottle pins its proxy's address, so it needs its own subnets: unset BOTTLE_SUBNETS=engine")
         continue
       }
-      realised = { kind: "docker", r: realiseDocker(b, opts.realise, { egressIp: lastHost(parsed) }) }
+      // The proxy at the subnet's last address, the git gate and the supervisor just below it.
+      realised = { kind: "docker", r: realiseDocker(b, opts.realise, { egressIp: lastHost(parsed), gitIp: lastHost(parsed, 1), superviseIp: lastHost(parsed, 2) }) }
     }
 
     // A bottle that changed backend: what the other backend holds goes first, so two agents never share a workspace.
@@ -481,6 +485,14 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
   const built = b.build !== undefined && ctx.images[normaliseImageRef(b.image)] === undefined
     ? ctx.out.add(Action.BuildImage({ bottle: b.name, resource: b.image, id: `BuildImage:${b.image}`, cause: "its context changed (or was never built)", after: [], build: b.build }))
     : undefined
+  // So are the images of sidecars bottle builds from its own recipes (once, whichever bottles use them).
+  const sidecarBuilds: Partial<Record<string, string>> = {}
+  for (const [service, side] of [["git", b.git], ["supervise", b.supervise]] as const) {
+    if (side === undefined || side.build === undefined || ctx.images[normaliseImageRef(side.image)] !== undefined) continue
+    const id = `BuildImage:${side.image}`
+    if (!ctx.out.has(id)) ctx.out.add(Action.BuildImage({ bottle: b.name, resource: side.image, id, cause: `bottle's ${service} image (from its recipe) is not built yet`, after: [], build: side.build }))
+    sidecarBuilds[service] = id
+  }
   let previousStart: string | undefined
   let awaitReady: AwaitReady | undefined
   const starts: Array<string> = []
@@ -488,7 +500,7 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
   for (const spec of r.containers) {
     const p = planContainer(ctx, b.name, spec, forceReplace !== undefined ? [] : candidatesFor(spec), {
       ...(removedNames.has(spec.name) ? { removedFor: forceReplace! } : {}),
-      createAfter: [...networkIds, ...(sdId ? [sdId] : []), ...preRemovals, ...moved, ...(built !== undefined && spec.service === "agent" ? [built] : [])],
+      createAfter: [...networkIds, ...(sdId ? [sdId] : []), ...preRemovals, ...moved, ...(built !== undefined && spec.service === "agent" ? [built] : []), ...(sidecarBuilds[spec.service] !== undefined ? [sidecarBuilds[spec.service]!] : [])],
       // The agent starts once its proxy has (and answers): sidecars → agent.
       startAfter: previousStart ? [previousStart] : [],
       ...(awaitReady !== undefined ? { awaitReady } : {})

@@ -130,6 +130,7 @@ export const verifyFence = (opts: ProbeOptions, spec: VerifySpec, local: boolean
           hostTargets: hosts.flatMap((host) => ports.map((p) => ({ host, port: p }))),
           publicAddresses: PUBLIC_ADDRESSES,
           dnsNames: spec.dnsNames,
+          sidecars: spec.sidecars,
           timeout: 1
         }
         const r = (yield* runProbe(opts, input, Duration.seconds(30))) as { properties?: ReadonlyArray<ProbeProperty> }

@@ -7,7 +7,7 @@ import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
 import type { Names } from "../resources/names.js"
 import { ownership } from "../resources/ownership.js"
 import type { ObservedContainer, Observed } from "../resources/observed.js"
-import { dnsNamesFor, EGRESS_ALIAS, EGRESS_PORT, type VerifySpec } from "../resources/realise.js"
+import { dnsNamesFor, EGRESS_ALIAS, EGRESS_PORT, sidecarsOf, type VerifySpec } from "../resources/realise.js"
 
 export interface VerifyTargets {
   readonly targets: ReadonlyArray<VerifySpec>
@@ -51,6 +51,11 @@ export const verifyTargets = (o: Observed, names: Names, stateRoot: string, requ
       proxy: egress !== undefined ? { host: EGRESS_ALIAS, port: EGRESS_PORT } : undefined,
       networks,
       dnsNames: dnsNamesFor([]),
+      // The sidecars it runs must answer the agent.
+      sidecars: sidecarsOf({
+        git: containers.some((c) => c.name === names.container(b, "git")) ? true : undefined,
+        supervise: containers.some((c) => c.name === names.container(b, "supervise")) ? true : undefined
+      }),
       proxyImage: egress?.image,
       stateDir: `${stateRoot}/${b}`
     })

@@ -41,6 +41,10 @@ export interface DesiredBottle {
   readonly secretProblems: ReadonlyArray<string>
   /** When the image is built by bottle: the context, read and hashed (the image is tagged by that hash). */
   readonly build: DesiredBuild | undefined
+  /** The git gate, when the spec declares remotes. */
+  readonly git: DesiredGit | undefined
+  /** The supervisor sidecar (spec.supervise). */
+  readonly supervise: DesiredSupervise | undefined
   readonly source: { readonly file: string; readonly line: number }
 }
 
@@ -52,6 +56,35 @@ export interface DesiredSecret {
   /** Keyed hash of the value: a changed value still replaces what uses it, and the hash tells nothing. */
   readonly digest: string
   readonly inject: { readonly host: string; readonly header: string; readonly format: string } | undefined
+  /** Set when the git gate uses it (a remote's sshKey): then it goes to the gate alone, never to the agent. */
+  readonly gate?: true
+}
+
+export interface DesiredGitRemote {
+  readonly name: string
+  readonly url: string
+  readonly push: boolean
+  /** The secret holding the gate's SSH key for this remote (given to the gate only), if any. */
+  readonly sshKey: string | undefined
+  /** Every spelling of the URL the agent may use: each is rewritten to the gate. */
+  readonly spellings: ReadonlyArray<string>
+}
+
+export interface DesiredGit {
+  readonly remotes: ReadonlyArray<DesiredGitRemote>
+  /** known_hosts lines, one per pinned key. */
+  readonly hostKeys: ReadonlyArray<string>
+  /** The gate's image: spec.sidecars.git.image, else the host's (BOTTLE_GIT_IMAGE), else bottle's own recipe. */
+  readonly image: string
+  /** Set when bottle builds that image from its recipe. */
+  readonly build: DesiredBuild | undefined
+}
+
+export interface DesiredSupervise {
+  readonly image: string
+  readonly build: DesiredBuild | undefined
+  /** The bundled MCP server (dist/sidecars/supervise.cjs), written into the state dir. */
+  readonly server: string
 }
 
 export interface DesiredBuild {

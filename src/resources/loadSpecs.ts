@@ -5,8 +5,9 @@
  */
 import { FileSystem, Path } from "@effect/platform"
 import { Effect, Either, ParseResult, Schema } from "effect"
-import { builtImageTag } from "./buildTag.js"
-import { DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, parseMemory, type DesiredBottle, type DesiredBuild, type DesiredSecret } from "./desired.js"
+import { builtImageTag, sidecarImageTag } from "./buildTag.js"
+import { DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, parseMemory, type DesiredBottle, type DesiredBuild, type DesiredGit, type DesiredSecret, type DesiredSupervise } from "./desired.js"
+import { parseGitRemoteUrl, parseHostKey } from "./gitRemote.js"
 import { allowedBy, normaliseHost, parseAllowEntry } from "./egressRules.js"
 import { digestOf, readSecret } from "./secrets.js"
 import { formatBytes, hostPathProblem, readBoundedFile, readTree, realPathOf, type CopiedTree, type HostContext } from "./hostPaths.js"
@@ -106,7 +107,16 @@ export interface LoadContext extends HostContext {
   readonly secretKey: () => Buffer
   /** Names built images are tagged with. */
   readonly prefix: string
+  /** Host-wide sidecar images (BOTTLE_GIT_IMAGE, BOTTLE_SUPERVISE_IMAGE), used instead of bottle's recipes. */
+  readonly sidecarImages?: { readonly git?: string | undefined; readonly supervise?: string | undefined }
+  /** Where bottle's own image recipes are (images/ beside the bundle): the sidecars' images are built from them. */
+  readonly recipes?: string | undefined
+  /** The supervisor's bundled server (dist/sidecars/supervise.cjs). */
+  readonly superviseServer?: string | undefined
 }
+
+/** The sidecar images bottle builds from its own recipes, by recipe directory. */
+export const SIDECAR_RECIPES = { git: "git-gate", supervise: "supervise" } as const
 
 export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: LoadContext) =>
   Effect.gen(function* () {
@@ -131,6 +141,33 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
 
     const bottles: Array<DesiredBottle> = []
     const seen = new Map<string, { file: string; line: number }>()
+    /** A sidecar's image from bottle's own recipe: read (and hashed) once per run, whichever bottles use it. */
+    const recipeRead = new Map<string, Either.Either<{ image: string; build: DesiredBuild }, string>>()
+    const fromRecipe = (sidecar: keyof typeof SIDECAR_RECIPES) =>
+      Effect.gen(function* () {
+        const known = recipeRead.get(sidecar)
+        if (known !== undefined) return known
+        let result: Either.Either<{ image: string; build: DesiredBuild }, string>
+        if (host.recipes === undefined) result = Either.left("bottle's image recipes are not installed beside it")
+        else {
+          const context = path.join(host.recipes, SIDECAR_RECIPES[sidecar])
+          const read = yield* Effect.tryPromise(async () => (await import("./buildContext.js")).readContext(context, "Dockerfile", {})).pipe(Effect.either)
+          result = Either.isLeft(read)
+            ? Either.left(`bottle's recipe ${context} ${read.left.error instanceof Error ? read.left.error.message : String(read.left.error)}`)
+            : Either.right({ image: sidecarImageTag(host.prefix, SIDECAR_RECIPES[sidecar], read.right.hash), build: { context, dockerfile: "Dockerfile", args: {}, hash: read.right.hash } })
+        }
+        recipeRead.set(sidecar, result)
+        return result
+      })
+    /** The image a sidecar runs: the spec's, the host's, or bottle's recipe built. */
+    const sidecarImage = (sidecar: keyof typeof SIDECAR_RECIPES, override: string | undefined, where: () => void) =>
+      Effect.gen(function* () {
+        const given = override ?? host.sidecarImages?.[sidecar]
+        if (given !== undefined) return { image: given, build: undefined }
+        const r = yield* fromRecipe(sidecar)
+        if (Either.isLeft(r)) { where(); return { image: "", build: undefined } }
+        return r.right
+      })
     for (const file of files) {
       // A regular file, read up to the limit whatever stat says: never a device, a FIFO or a socket.
       const read = yield* Effect.either(readBoundedFile(file, MAX_SPEC_BYTES))
@@ -248,6 +285,48 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
           else if (!text.includes("-----BEGIN CERTIFICATE-----")) problem(file, `${fromSpec(t)} holds no PEM certificate`, p.line, p.column, `spec.egress.trust[${i}]`)
           else egressTrust.push(text)
         }
+        // The git gate: each remote over SSH, its host's key pinned, its key a secret only the gate gets.
+        let git: DesiredGit | undefined
+        const gateSecrets = new Set<string>()
+        if (b.spec.git !== undefined) {
+          const g = b.spec.git
+          const gp = at(["spec", "git"])
+          if (b.spec.backend === "smolmachines") problem(file, "the git gate runs on the docker backend only (for now)", gp.line, gp.column, "spec.git")
+          const pinned = new Set<string>()
+          g.hostKeys.forEach((k) => { const r = parseHostKey(k); if (typeof r !== "string") r.names.forEach((n) => pinned.add(n)) })
+          const names = new Set<string>()
+          const remotes: Array<DesiredGit["remotes"][number]> = []
+          for (const [i, r] of g.remotes.entries()) {
+            const p = at(["spec", "git", "remotes", i])
+            if (names.has(r.name)) problem(file, `remote '${r.name}' is declared twice`, p.line, p.column, `spec.git.remotes[${i}].name`)
+            names.add(r.name)
+            const url = parseGitRemoteUrl(r.url)
+            if (typeof url === "string") continue
+            if (!pinned.has(url.knownHostsName)) {
+              const pu = at(["spec", "git", "remotes", i, "url"])
+              problem(file, `no key for ${url.knownHostsName} in git.hostKeys: the gate trusts only pinned host keys`, pu.line, pu.column, `spec.git.remotes[${i}].url`)
+            }
+            if (r.sshKey !== undefined) {
+              const pk = at(["spec", "git", "remotes", i, "sshKey"])
+              const sec = b.spec.secrets?.[r.sshKey]
+              if (sec === undefined) problem(file, `names no secret: add ${r.sshKey} under secrets`, pk.line, pk.column, `spec.git.remotes[${i}].sshKey`)
+              else if (sec.inject !== undefined) problem(file, `${r.sshKey} is injected by the proxy: a key for the gate cannot also go into requests`, pk.line, pk.column, `spec.git.remotes[${i}].sshKey`)
+              else gateSecrets.add(r.sshKey)
+            }
+            remotes.push({ name: r.name, url: r.url, push: r.push ?? false, sshKey: r.sshKey, spellings: url.spellings })
+          }
+          const img = yield* sidecarImage("git", b.spec.sidecars?.git?.image, () => problem(file, "cannot build the git gate's image: set sidecars.git.image or BOTTLE_GIT_IMAGE", gp.line, gp.column, "spec.git"))
+          git = { remotes, hostKeys: g.hostKeys.flatMap((k) => { const r = parseHostKey(k); return typeof r === "string" ? [] : [r.line] }), image: img.image, build: img.build }
+        }
+        let supervise: DesiredSupervise | undefined
+        if (b.spec.supervise === true) {
+          const sp = at(["spec", "supervise"])
+          if (b.spec.backend === "smolmachines") problem(file, "the supervisor runs on the docker backend only (for now)", sp.line, sp.column, "spec.supervise")
+          const img = yield* sidecarImage("supervise", b.spec.sidecars?.supervise?.image, () => problem(file, "cannot build the supervisor's image: set sidecars.supervise.image or BOTTLE_SUPERVISE_IMAGE", sp.line, sp.column, "spec.supervise"))
+          const server = host.superviseServer === undefined ? undefined : yield* Effect.either(readBoundedFile(host.superviseServer, 16 * 1024 * 1024))
+          if (server === undefined || Either.isLeft(server)) problem(file, `the supervisor's server is not installed beside bottle${host.superviseServer !== undefined ? ` (${host.superviseServer})` : ""}: run npm run build`, sp.line, sp.column, "spec.supervise")
+          else supervise = { ...img, server: server.right.toString("utf8") }
+        }
         // Secrets: read now; one that cannot be had refuses its bottle (naming it, never a value), not the whole spec.
         const secrets: Array<DesiredSecret> = []
         const secretProblems: Array<string> = []
@@ -265,7 +344,8 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
             name: secretName,
             value: value.right,
             digest: digestOf(host.secretKey(), value.right),
-            inject: sec.inject !== undefined ? { host: normaliseHost(sec.inject.host), header: sec.inject.header, format: sec.inject.format ?? "{value}" } : undefined
+            inject: sec.inject !== undefined ? { host: normaliseHost(sec.inject.host), header: sec.inject.header, format: sec.inject.format ?? "{value}" } : undefined,
+            ...(gateSecrets.has(secretName) ? { gate: true as const } : {})
           })
         }
         bottles.push({
@@ -293,6 +373,8 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
           secrets,
           secretProblems,
           build,
+          git,
+          supervise,
           source: { file, line: doc.position.line }
         })
       }

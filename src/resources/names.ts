@@ -21,7 +21,7 @@ export const DEFAULT_PREFIX = "claude-bottle"
  */
 export const LEGACY_PREFIXES: ReadonlyArray<string> = ["claude-bottle", "bot-bottle"]
 
-export type DockerService = "agent" | "egress"
+export type DockerService = "agent" | "egress" | "git" | "supervise"
 export type NetworkRole = "internal" | "egress"
 
 /** Every name bottle gives to a resource, for one prefix. */

@@ -227,3 +227,50 @@ const firstLine = (s: string) => s.split("\n")[0]!.trim()
 class Refusal {
   constructor(readonly path: ReadonlyArray<PropertyKey>, readonly message: string) {}
 }
+
+/**
+ * `text` (a YAML spec file) with `entry` added to the egress.allow of the
+ * bottle named `bottle`, comments and layout kept (the yaml library's
+ * document model): how an approved egress request becomes a change to the
+ * spec, the one source of truth.
+ */
+export const addAllowEntry = (text: string, bottle: string, entry: string):
+  | { readonly _tag: "Changed"; readonly text: string }
+  | { readonly _tag: "Already" }
+  | { readonly _tag: "Err"; readonly message: string } => {
+  const docs = parseAllDocuments(text, { version: "1.2", uniqueKeys: false, keepSourceTokens: false })
+  const list = Array.isArray(docs) ? docs : [docs]
+  const broken = list.find((d) => d.errors.length > 0)
+  if (broken !== undefined) return { _tag: "Err", message: `does not read as YAML: ${broken.errors[0]!.message.split("\n")[0]}` }
+  const doc = list.find((d) => d.getIn(["metadata", "name"]) === bottle)
+  if (doc === undefined) return { _tag: "Err", message: `holds no bottle named '${bottle}'` }
+  const allow = doc.getIn(["spec", "egress", "allow"], true)
+  const written = /^[a-z0-9.-]+$/.test(entry) ? entry : JSON.stringify(entry)
+  if (isSeq(allow)) {
+    if (allow.items.some((i) => isScalar(i) && String(i.value).toLowerCase() === entry)) return { _tag: "Already" }
+    // The smallest edit: the entry written into the list where it is, every other byte kept.
+    const last = allow.items[allow.items.length - 1]
+    if (allow.flow === true && allow.range !== undefined && allow.range !== null) {
+      const close = text.lastIndexOf("]", allow.range[1])
+      if (close > allow.range[0]) {
+        const before = text.slice(0, close)
+        const pad = before.slice(before.replace(/\s*$/, "").length)
+        return { _tag: "Changed", text: `${before.replace(/\s*$/, "")}${last !== undefined ? ", " : ""}${written}${pad}${text.slice(close)}` }
+      }
+    } else if (!allow.flow && last !== undefined && isScalar(last) && last.range) {
+      const lineStart = text.lastIndexOf("\n", last.range[0]) + 1
+      const dash = text.indexOf("-", lineStart)
+      const lineEnd = text.indexOf("\n", last.range[1])
+      const at = lineEnd === -1 ? text.length : lineEnd
+      if (dash >= lineStart && dash < last.range[0]) {
+        return { _tag: "Changed", text: `${text.slice(0, at)}\n${" ".repeat(dash - lineStart)}- ${written}${text.slice(at)}` }
+      }
+    }
+    allow.items.push(doc.createNode(entry))
+  } else if (allow === undefined || allow === null || (isScalar(allow) && allow.value === null)) {
+    doc.setIn(["spec", "egress", "allow"], doc.createNode([entry], { flow: true }))
+  } else {
+    return { _tag: "Err", message: `spec.egress.allow of '${bottle}' is not a list` }
+  }
+  return { _tag: "Changed", text: list.map((d) => d.toString({ lineWidth: 0 })).join("") }
+}

@@ -26,6 +26,8 @@ export interface ProbeInput {
   readonly publicAddresses: ReadonlyArray<string>
   /** Names that must not resolve. */
   readonly dnsNames: ReadonlyArray<string>
+  /** The bottle's other sidecars (git gate, supervisor): each must accept a connection. */
+  readonly sidecars: ReadonlyArray<{ readonly name: string; readonly host: string; readonly port: number }>
   /** Seconds each connection attempt may take. */
   readonly timeout: number
 }
@@ -258,8 +260,16 @@ def verify(a):
         except OSError:
             pass
         add("no IPv6 address", not addrs, "IPv6 on " + ", ".join(sorted(set(addrs))) if addrs else "IPv6 off")
+    unreached = []
+    def sidecar(x):
+        try:
+            s = socket.create_connection((x["host"], x["port"]), timeout=t + 2)
+            s.close()
+        except OSError as e:
+            unreached.append("%s (%s:%d): %s" % (x["name"], x["host"], x["port"], e))
     proxy_thread = threading.Thread(target=proxy)
-    threads = [proxy_thread, threading.Thread(target=routes), threading.Thread(target=ipv6)]
+    sidecar_threads = [threading.Thread(target=sidecar, args=(x,)) for x in a.get("sidecars", [])]
+    threads = [proxy_thread, threading.Thread(target=routes), threading.Thread(target=ipv6)] + sidecar_threads
     threads += [threading.Thread(target=host, args=(x,)) for x in a["hostTargets"]]
     threads += [threading.Thread(target=dns, args=(n,)) for n in a["dnsNames"]]
     # Every check runs at once and gets one timeout, plus a little: what has not answered by then did not answer.
@@ -274,6 +284,11 @@ def verify(a):
     if proxy_thread.is_alive():
         add("proxy answers", False, "%s:%d gave no answer within %ds" % (a["proxy"]["host"], a["proxy"]["port"], t + 3))
         add("proxy refuses a host not allowed", False, "no answer")
+    for th in sidecar_threads:
+        th.join(max(0, deadline + 2 - time.time()))
+    if a.get("sidecars"):
+        names = ", ".join("%s (%s:%d)" % (x["name"], x["host"], x["port"]) for x in a["sidecars"])
+        add("sidecars answer", not unreached and not any(th.is_alive() for th in sidecar_threads), "; ".join(unreached) if unreached else ("no answer from " + names if any(th.is_alive() for th in sidecar_threads) else names + " answer"))
     add("host and gateways unreachable", not reached, "reached " + ", ".join(sorted(reached)) if reached else "%d addresses tried, none answered" % len(a["hostTargets"]))
     add("no outside DNS", not leaks, "; ".join(sorted(leaks)) if leaks else "no resolver answered for " + ", ".join(a["dnsNames"]))
     return {"properties": sorted(props, key=lambda p: p["name"])}

@@ -11,6 +11,8 @@ import type { NetworkFacts } from "./fence.js"
 import { fieldHashes, hashOf } from "./hash.js"
 import { Bottle as BL, COMPOSE_VERSION_LABEL, Compose, MANAGED_BY } from "./labels.js"
 import type { DockerService, Names, NetworkRole } from "./names.js"
+import { ACCESS_HOOK, agentGitEnv, GATE_READY_CHECK, GATE_SCRIPT, GIT_ALIAS, GIT_PORT, MIRRORS, PRE_RECEIVE, renderRemotes, SECRET_PATTERNS } from "./gitGate.js"
+import { SUPERVISE_ALIAS, SUPERVISE_PORT, SUPERVISE_READY_CHECK, SUPERVISE_SERVER_FILE } from "./supervise.js"
 
 /** mitmproxy's published image: the default egress proxy (and the image probes run in). */
 export const DEFAULT_MITMPROXY_IMAGE = "mitmproxy/mitmproxy:12.2.1"
@@ -146,6 +148,8 @@ export interface VerifySpec {
   readonly networks: ReadonlyArray<string>
   /** Names that must not resolve from inside. */
   readonly dnsNames: ReadonlyArray<string>
+  /** The bottle's other sidecars, which the agent must reach (and nothing else). */
+  readonly sidecars: ReadonlyArray<{ readonly name: string; readonly host: string; readonly port: number }>
   /** The proxy's image (probes run in it when it is mitmproxy's), if the bottle has a proxy. */
   readonly proxyImage: string | undefined
   /** Where the verdict is kept. */
@@ -169,6 +173,7 @@ export const bottleLabels = (b: DesiredBottle): Record<string, string> => ({
 })
 
 const PRIVATE = 0o600
+const PRIVATE_EXEC = 0o700
 const PRIVATE_DIR = 0o700
 const PUBLIC = 0o644
 const PUBLIC_DIR = 0o755
@@ -229,6 +234,32 @@ const egressFiles = (b: DesiredBottle, rules: ReadonlyArray<AllowRule>): Record<
   }
 }
 
+/** The git gate's config dir (`git/`, mounted read-only at /config in the gate): its scripts, remotes, pinned keys and its own keys. */
+const gitFiles = (b: DesiredBottle, proxyUser: string): Record<string, StateFile> => {
+  if (b.git === undefined) return {}
+  const [uid, gid] = proxyUser.split(":")
+  const keyed = b.git.remotes.filter((r) => r.sshKey !== undefined)
+  return {
+    "git/gate": { content: GATE_SCRIPT, mode: PRIVATE },
+    "git/access-hook": { content: ACCESS_HOOK, mode: PRIVATE_EXEC },
+    "git/hooks/pre-receive": { content: PRE_RECEIVE, mode: PRIVATE_EXEC },
+    "git/remotes": { content: renderRemotes(b.git), mode: PRIVATE },
+    "git/known_hosts": { content: b.git.hostKeys.map((k) => `${k}\n`).join(""), mode: PRIVATE },
+    "git/secret-patterns": { content: SECRET_PATTERNS.map((p) => `${p}\n`).join(""), mode: PRIVATE },
+    // ssh will not run as a user the system does not know: the gate's user, named (mounted as /etc/passwd).
+    "git/passwd": { content: `root:x:0:0:root:/root:/bin/sh\n${uid === "0" ? "" : `gate:x:${uid}:${gid}:bottle git gate:/tmp/gate:/bin/sh\n`}`, mode: PUBLIC },
+    ...Object.fromEntries(keyed.map((r) => {
+      const secret = b.secrets.find((x) => x.name === r.sshKey)
+      const value = secret?.value ?? ""
+      return [`git/keys/${r.name}`, { content: value.endsWith("\n") ? value : `${value}\n`, mode: PRIVATE, ...(secret !== undefined ? { secret: secret.name } : {}) }]
+    }))
+  }
+}
+
+/** The supervisor's files (`supervise/`): its server (read-only at /app) beside the queue it writes and the decisions it reads. */
+const superviseFiles = (b: DesiredBottle): Record<string, StateFile> =>
+  b.supervise === undefined ? {} : { [`supervise/app/${SUPERVISE_SERVER_FILE}`]: { content: b.supervise.server, mode: PRIVATE } }
+
 /** The files the agent reads (`agent/`, mounted read-only at /bottle): the prompt and copies of the skills. */
 const agentFiles = (b: DesiredBottle): Record<string, StateFile> => {
   const files: Record<string, StateFile> = {}
@@ -250,7 +281,7 @@ const agentContent = (b: DesiredBottle) => ({ prompt: b.prompt ?? null, skills: 
 /** Everything but what depends on the backend: the state dir. */
 export const realiseStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDirSpec => {
   const rules = parseAllowList(b.egressAllow)
-  const files: Record<string, StateFile> = { ...egressFiles(b, rules), ...agentFiles(b) }
+  const files: Record<string, StateFile> = { ...egressFiles(b, rules), ...agentFiles(b), ...gitFiles(b, ctx.proxyUser), ...superviseFiles(b) }
   const specHash = hashOf({ ...b, skills: agentContent(b).skills, secrets: secretDigests(b), source: undefined, set: undefined })
   const publicEgress = b.egressProxy === "pipelock"
   const dirs = [
@@ -263,7 +294,13 @@ export const realiseStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDir
     ]),
     { path: "egress", mode: publicEgress ? PUBLIC_DIR : PRIVATE_DIR },
     ...(injected(b).length > 0 ? [{ path: `egress/${SECRETS_DIR}`, mode: PRIVATE_DIR }] : []),
-    ...(needsCa(b) ? [{ path: "egress/ca", mode: PRIVATE_DIR }] : [])
+    ...(needsCa(b) ? [{ path: "egress/ca", mode: PRIVATE_DIR }] : []),
+    ...(b.git !== undefined
+      ? [{ path: "git", mode: PRIVATE_DIR }, { path: "git/hooks", mode: PRIVATE_DIR }, { path: "git/keys", mode: PRIVATE_DIR }, { path: "git-mirrors", mode: PRIVATE_DIR }]
+      : []),
+    ...(b.supervise !== undefined
+      ? [{ path: "supervise", mode: PRIVATE_DIR }, { path: "supervise/app", mode: PRIVATE_DIR }, { path: "supervise/queue", mode: PRIVATE_DIR }, { path: "supervise/decisions", mode: PRIVATE_DIR }]
+      : [])
   ]
   return {
     bottle: b.name,
@@ -273,15 +310,18 @@ export const realiseStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDir
     metadata: { managedBy: MANAGED_BY, prefix: ctx.names.prefix, name: b.name, backend: b.backend, set: b.set, specHash },
     files,
     dirs,
-    managed: ["agent", "egress"],
+    // The gate's mirrors and the supervisor's queue and decisions are data, never pruned as stray files.
+    managed: ["agent", "egress", ...(b.git !== undefined ? ["git"] : []), ...(b.supervise !== undefined ? ["supervise/app"] : [])],
     ca: needsCa(b),
     upstreamTrust: b.egressAllow.length > 0 ? b.egressTrust : []
   }
 }
 
-export const proxyEnv = (host: string): ReadonlyArray<string> => {
+/** The agent's proxy variables; the bottle's own sidecars (`direct`) are reached without it. */
+export const proxyEnv = (host: string, direct: ReadonlyArray<string> = []): ReadonlyArray<string> => {
   const url = `http://${host}:${EGRESS_PORT}`
-  return [`HTTPS_PROXY=${url}`, `HTTP_PROXY=${url}`, `https_proxy=${url}`, `http_proxy=${url}`, "NO_PROXY=localhost,127.0.0.1", "no_proxy=localhost,127.0.0.1"]
+  const none = ["localhost", "127.0.0.1", ...direct].join(",")
+  return [`HTTPS_PROXY=${url}`, `HTTP_PROXY=${url}`, `https_proxy=${url}`, `http_proxy=${url}`, `NO_PROXY=${none}`, `no_proxy=${none}`]
 }
 
 export const egressImageFor = (b: DesiredBottle, ctx: RealiseContext) =>
@@ -343,6 +383,9 @@ export const egressContainer = (b: DesiredBottle, ctx: RealiseContext, stateDir:
  */
 export interface PodmanPlacement {
   readonly egressIp: string
+  /** The git gate's and the supervisor's fixed addresses there, found the same way. */
+  readonly gitIp: string
+  readonly superviseIp: string
 }
 
 export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: PodmanPlacement): DockerBottle => {
@@ -378,8 +421,8 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
     }
   }
   const internal = network("internal")
-  // An empty allow list: no proxy and no egress network at all.
-  const egressNet = fenced ? network("egress") : undefined
+  // An empty allow list: no proxy; and no egress network at all, unless the git gate needs it to reach its upstreams.
+  const egressNet = fenced || b.git !== undefined ? network("egress") : undefined
 
   const secretOf = new Map(b.secrets.map((x) => [x.name, x]))
   const hashableEnv = (e: string) => {
@@ -423,7 +466,7 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
   }
 
   const containers: Array<ContainerSpec> = []
-  if (egressNet !== undefined) {
+  if (fenced && egressNet !== undefined) {
     const e = egressContainer(b, ctx, stateDir)
     containers.push(container(
       "egress",
@@ -436,6 +479,57 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
       },
       [{ network: egressNet.name, aliases: [EGRESS_ALIAS] }],
       readyCheck(b.egressProxy)
+    ))
+  }
+
+  /** A sidecar's config hash: its files under `dir/` (a secret by its digest), so a changed config replaces it. */
+  const filesHash = (dir: string) => hashOf(Object.entries(stateDir.files).filter(([k]) => k.startsWith(`${dir}/`)).map(([k, f]) =>
+    [k, f.secret !== undefined ? b.secrets.find((x) => x.name === f.secret)!.digest : typeof f.content === "string" ? f.content : Buffer.from(f.content).toString("base64")])).slice(0, 16)
+  const sidecarHost = (alias: string, image: string, extra: Record<string, unknown>, ip: string | undefined) => ({
+    Image: image,
+    User: ctx.proxyUser,
+    Hostname: alias,
+    HostConfig: {
+      ...HARDENING,
+      PidsLimit: 256,
+      Memory: 512 * 1024 ** 2,
+      MemorySwap: 512 * 1024 ** 2,
+      ReadonlyRootfs: true,
+      Tmpfs: { "/tmp": "rw,nosuid,nodev,size=64m" },
+      NetworkMode: internal.name,
+      RestartPolicy: { Name: "unless-stopped" },
+      ...extra
+    },
+    NetworkingConfig: { EndpointsConfig: { [internal.name]: { Aliases: [alias], ...(ip !== undefined ? { IPAMConfig: { IPv4Address: ip } } : {}) } } }
+  })
+  if (b.git !== undefined && egressNet !== undefined) {
+    containers.push(container(
+      "git",
+      { image: b.git.image, remotes: b.git.remotes.map((r) => `${r.name} ${r.push ? "push" : "fetch"} ${r.url}`), hostKeys: b.git.hostKeys },
+      {
+        ...sidecarHost(GIT_ALIAS, b.git.image, { Binds: [`${stateDir.path}/git:/config:ro`, `${stateDir.path}/git/passwd:/etc/passwd:ro`, `${stateDir.path}/git-mirrors:${MIRRORS}`] }, podman?.gitIp),
+        Entrypoint: ["sh", "/config/gate"],
+        Env: [`BOTTLE_GIT_CONFIG_HASH=${filesHash("git")}`, "HOME=/tmp/gate"]
+      },
+      // Its upstreams are reached from the egress network, never through the agent's.
+      [{ network: egressNet.name, aliases: [] }],
+      { port: GIT_PORT, check: GATE_READY_CHECK, repeat: true }
+    ))
+  }
+  if (b.supervise !== undefined) {
+    containers.push(container(
+      "supervise",
+      { image: b.supervise.image },
+      {
+        ...sidecarHost(SUPERVISE_ALIAS, b.supervise.image, {
+          Binds: [`${stateDir.path}/supervise/app:/app:ro`, `${stateDir.path}/supervise/queue:/run/supervise/queue`, `${stateDir.path}/supervise/decisions:/run/supervise/decisions:ro`]
+        }, podman?.superviseIp),
+        Entrypoint: ["node", `/app/${SUPERVISE_SERVER_FILE}`],
+        Env: [`BOTTLE_SUPERVISE_CONFIG_HASH=${filesHash("supervise/app")}`, `BOTTLE_NAME=${b.name}`, `BOTTLE_SUPERVISE_PORT=${SUPERVISE_PORT}`, "HOME=/tmp"]
+      },
+      // On the internal network alone: the agent's questions go to a person, not anywhere else.
+      [],
+      { port: SUPERVISE_PORT, check: SUPERVISE_READY_CHECK, repeat: true }
     ))
   }
 
@@ -475,7 +569,12 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
         RestartPolicy: { Name: "no" },
         ...(podman !== undefined
           ? {
-            ExtraHosts: [...(fenced ? [`${EGRESS_ALIAS}:${podman.egressIp}`] : []), "host.containers.internal:127.0.0.1"],
+            ExtraHosts: [
+              ...(fenced ? [`${EGRESS_ALIAS}:${podman.egressIp}`] : []),
+              ...(b.git !== undefined ? [`${GIT_ALIAS}:${podman.gitIp}`] : []),
+              ...(b.supervise !== undefined ? [`${SUPERVISE_ALIAS}:${podman.superviseIp}`] : []),
+              "host.containers.internal:127.0.0.1"
+            ],
             Sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" }
           }
           : {})
@@ -496,11 +595,18 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
       proxy: fenced ? { host: EGRESS_ALIAS, port: EGRESS_PORT } : undefined,
       networks: egressNet !== undefined ? [internal.name, egressNet.name] : [internal.name],
       dnsNames: dnsNamesFor(rules),
+      sidecars: sidecarsOf(b),
       proxyImage: fenced ? egressImageFor(b, ctx) : undefined,
       stateDir: stateDir.path
     }
   }
 }
+
+/** The sidecars besides the proxy that a bottle's agent must reach. */
+export const sidecarsOf = (b: { readonly git: unknown; readonly supervise: unknown }): VerifySpec["sidecars"] => [
+  ...(b.git !== undefined ? [{ name: "git gate", host: GIT_ALIAS, port: GIT_PORT }] : []),
+  ...(b.supervise !== undefined ? [{ name: "supervisor", host: SUPERVISE_ALIAS, port: SUPERVISE_PORT }] : [])
+]
 
 /** Where the agent finds the bottle's CA (alone, for clients that add it to their own) and a bundle of it with the host's. */
 export const CA_FILE = `${AGENT_MOUNT}/ca.pem`
@@ -514,12 +620,14 @@ export const CA_BUNDLE = `${AGENT_MOUNT}/ca-bundle.pem`
  */
 export const agentEnv = (b: DesiredBottle, proxyHost: string | undefined): ReadonlyArray<string> => [
   ...Object.keys(b.env).sort().map((k) => `${k}=${b.env[k]}`),
-  ...[...b.secrets].sort((x, y) => x.name.localeCompare(y.name)).map((x) => `${x.name}=${x.inject !== undefined ? placeholderOf(x.name) : x.value}`),
+  ...[...b.secrets].filter((x) => x.gate !== true).sort((x, y) => x.name.localeCompare(y.name)).map((x) => `${x.name}=${x.inject !== undefined ? placeholderOf(x.name) : x.value}`),
   `BOTTLE_NAME=${b.name}`,
+  ...(b.git !== undefined ? agentGitEnv(b.git) : []),
+  ...(b.supervise !== undefined ? [`BOTTLE_SUPERVISE_URL=http://${SUPERVISE_ALIAS}:${SUPERVISE_PORT}/`] : []),
   ...(b.prompt !== undefined ? [`BOTTLE_PROMPT_FILE=${AGENT_MOUNT}/prompt.md`] : []),
   ...(b.skills.length > 0 ? [`BOTTLE_SKILLS_DIR=${AGENT_MOUNT}/skills`] : []),
   ...(needsCa(b) ? [`NODE_EXTRA_CA_CERTS=${CA_FILE}`, `SSL_CERT_FILE=${CA_BUNDLE}`, `REQUESTS_CA_BUNDLE=${CA_BUNDLE}`, `GIT_SSL_CAINFO=${CA_BUNDLE}`, `CURL_CA_BUNDLE=${CA_BUNDLE}`] : []),
-  ...(proxyHost !== undefined ? proxyEnv(proxyHost) : [])
+  ...(proxyHost !== undefined ? proxyEnv(proxyHost, sidecarsOf(b).map((x) => x.host)) : [])
 ]
 
 /** Names that must not resolve inside a bottle: a well-known one, and the exact hosts the bottle is allowed (through its proxy only). */

@@ -74,6 +74,23 @@ const stateRootProblem = (root: string, userHome: string): string | undefined =>
 }
 
 /** Reads and checks the environment. Throws EnvError (callers turn it into exit 2). */
+/**
+ * Where this install's recipes (images/) and supervisor server
+ * (dist/sidecars/supervise.cjs) are: beside the bundle that runs, found from
+ * the command's own path. Unknown when bottle does not run from its bundle.
+ */
+const installed = (): { recipes: string | undefined; superviseServer: string | undefined } => {
+  const bin = process.argv[1]
+  if (bin === undefined) return { recipes: undefined, superviseServer: undefined }
+  let dist: string
+  try {
+    dist = dirname(realpathSync(bin))
+  } catch {
+    return { recipes: undefined, superviseServer: undefined }
+  }
+  return { recipes: resolve(dist, "..", "images"), superviseServer: resolve(dist, "sidecars", "supervise.cjs") }
+}
+
 export const readSettings = (env: NodeJS.ProcessEnv = process.env): Settings => {
   const prefix = env["BOTTLE_PREFIX"] || DEFAULT_PREFIX
   if (!PREFIX_PATTERN.test(prefix)) {
@@ -118,7 +135,9 @@ export const readSettings = (env: NodeJS.ProcessEnv = process.env): Settings => 
       cpus: local ? availableParallelism() : undefined,
       env,
       secretKey: () => secretKey(home),
-      prefix
+      prefix,
+      sidecarImages: { git: env["BOTTLE_GIT_IMAGE"] || undefined, supervise: env["BOTTLE_SUPERVISE_IMAGE"] || undefined },
+      ...installed()
     },
     docker,
     egressImage: env["BOTTLE_EGRESS_IMAGE"] || undefined,

@@ -6,6 +6,7 @@ import { Schema } from "effect"
 import { BOTTLE_NAME_MAX, bottleNameProblem } from "./names.js"
 import { MAX_MEMORY_BYTES, MIN_MEMORY_BYTES, parseMemory } from "./desired.js"
 import { parseAllowEntry } from "./egressRules.js"
+import { parseGitRemoteUrl, parseHostKey } from "./gitRemote.js"
 import { parseImageRef } from "./imageRef.js"
 
 export const BottleName = Schema.String.pipe(
@@ -101,6 +102,38 @@ const Build = Schema.Struct({
 
 const SidecarOverride = Schema.Struct({ image: ImageRef }).annotations({ identifier: "a mapping with image" })
 
+/** A remote the git gate fronts: the agent fetches (and, with push, pushes) only through the gate. */
+const GitRemote = Schema.Struct({
+  /** The gate's name for it: git://git:9418/<name>.git. */
+  name: Schema.String.pipe(Schema.pattern(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, { message: () => "remote names are lowercase letters, digits and '-' (at most 32)" })),
+  /** ssh://user@host[:port]/path or user@host:path (see gitRemote.ts). */
+  url: Schema.String.pipe(
+    Schema.filter((s) => {
+      const r = parseGitRemoteUrl(s)
+      return typeof r === "string" ? `'${s.length > 80 ? `${s.slice(0, 80)}…` : s}': ${r}` : true
+    }),
+    Schema.annotations({ description: "ssh://user@host[:port]/path or user@host:path" })
+  ),
+  /** Whether the agent may push (scanned for secrets, then forwarded upstream). Default false. */
+  push: Schema.optional(Schema.Boolean),
+  /** The name of a secret (under secrets:) holding the SSH private key the gate uses; the agent never sees it. */
+  sshKey: Schema.optional(EnvName)
+}).annotations({ identifier: "a mapping of name, url, push and sshKey" })
+
+const HostKeyLine = Schema.String.pipe(
+  Schema.filter((s) => {
+    const r = parseHostKey(s)
+    return typeof r === "string" ? `host key ${r}` : true
+  }),
+  Schema.annotations({ description: "a known_hosts line: host key-type base64-key" })
+)
+
+const Git = Schema.Struct({
+  remotes: Schema.Array(GitRemote).pipe(Schema.minItems(1)),
+  /** The upstream hosts' SSH keys, pinned (no trust on first use): one known_hosts line each. */
+  hostKeys: Schema.Array(HostKeyLine).pipe(Schema.minItems(1))
+}).annotations({ identifier: "a mapping of remotes and hostKeys" })
+
 export const BottleSpecBody = Schema.Struct({
   backend: Schema.optionalWith(Schema.Literal("docker", "smolmachines"), { default: () => "docker" as const }),
   /** The agent's image; or `build` to have bottle build it. */
@@ -120,7 +153,15 @@ export const BottleSpecBody = Schema.Struct({
   /** `uid[:gid]` or a user name the agent runs as (default: its image's). */
   user: Schema.optional(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/, { message: () => "expected uid, uid:gid or a user name" }))),
   secrets: Schema.optional(Schema.Record({ key: EnvName, value: Secret }).annotations({ identifier: "a mapping of secret names to secrets" })),
-  sidecars: Schema.optional(Schema.Struct({ egress: Schema.optional(SidecarOverride) }).annotations({ identifier: "a mapping of sidecars (egress)" }))
+  /** The git gate: a sidecar fronting each remote; the agent's git goes through it. */
+  git: Schema.optional(Git),
+  /** The supervisor: an MCP server the agent asks for what its fence refuses; a person decides (bottle requests, approve, deny). */
+  supervise: Schema.optional(Schema.Boolean),
+  sidecars: Schema.optional(Schema.Struct({
+    egress: Schema.optional(SidecarOverride),
+    git: Schema.optional(SidecarOverride),
+    supervise: Schema.optional(SidecarOverride)
+  }).annotations({ identifier: "a mapping of sidecars (egress, git, supervise)" }))
 }).annotations({ identifier: "a mapping of bottle fields" })
 
 export const BottleDocument = Schema.Struct({

@@ -50,7 +50,7 @@ export const formatCidr = (c: Cidr) => `${numberToIp(c.base)}/${c.bits}`
 export const overlaps = (a: Cidr, b: Cidr) => a.base < b.base + size(b) && b.base < a.base + size(a)
 
 /** The last address a container can have in a subnet (below the broadcast address). */
-export const lastHost = (c: Cidr) => numberToIp(c.base + size(c) - 2)
+export const lastHost = (c: Cidr, back = 0) => numberToIp(c.base + size(c) - 2 - back)
 
 /**
  * Up to `count` free /28s for the network named `key`, in the order to try

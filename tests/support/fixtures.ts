@@ -31,6 +31,8 @@ export const bottle = (name: string, over: Partial<DesiredBottle> = {}): Desired
   secrets: [],
   secretProblems: [],
   build: undefined,
+  git: undefined,
+  supervise: undefined,
   resources: { cpus: undefined, memoryBytes: DEFAULT_MEMORY_BYTES, pids: DEFAULT_PIDS },
   preserve: false,
   egressImage: undefined,
