@@ -6,7 +6,7 @@
  * egress network, which only the gate can reach; the supervisor is the MCP
  * SDK's server (images/supervise), asked by an MCP client in the agent.
  */
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { execFileSync, spawnSync } from "node:child_process"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -144,9 +144,8 @@ describe.skipIf(!available)("the git gate and the supervisor", () => {
     expect(viaGate.stdout).not.toContain(body)
   })
 
-  it("an MCP client in the agent files an egress request; bottle approve adds the host to the spec file and applies it; the proxy then lets it through", () => {
-    // The agent's side: a real MCP client (the SDK's), run by the agent's own node? The agent image has none, so the
-    // request is made as the protocol's HTTP POST from the agent's network namespace (curl), like any client would.
+  it("the agent files an egress request (MCP's JSON-RPC over HTTP, with curl); bottle approve adds the host to the spec file and applies it; the proxy then lets it through", () => {
+    // The agent image has no Node for the SDK's client (the next test runs that one): the protocol's POSTs, from the agent itself.
     const call = (body: string) => inAgent(`curl -s -X POST "$BOTTLE_SUPERVISE_URL" -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -d '${body}'`)
     const init = call('{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}')
     expect(init.stdout).toContain("bottle-supervise")
@@ -177,6 +176,22 @@ describe.skipIf(!available)("the git gate and the supervisor", () => {
     expect(proxied().stdout).toContain("passwd")
   })
 
+  it("the MCP SDK's own client, in the agent's network namespace, lists the supervisor's tools and files a request", async () => {
+    const { build } = await import("esbuild")
+    const out = join(dir, "mcpClient.cjs")
+    await build({ entryPoints: [join(ROOT, "tests", "support", "mcpClient.ts")], bundle: true, platform: "node", target: "node18", format: "cjs", outfile: out, logLevel: "error" })
+    const r = spawnSync("docker", ["run", "--rm", "--network", `container:${prefix}-sb-agent-1`, "--cap-drop", "ALL", "-v", `${out}:/client.cjs:ro`, SUPERVISE,
+      "node", "/client.cjs", "http://supervise:9100/", "request_egress", JSON.stringify({ host: "registry.npmjs.org", reason: "install a package" })], { encoding: "utf8" })
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    const [tools, answer] = r.stdout.trim().split("\n")
+    expect(tools).toBe("check_request,request_capability,request_egress")
+    const id = /Request (r[0-9a-f]{12}) is filed/.exec(answer ?? "")?.[1]
+    expect(id, r.stdout).toBeDefined()
+    const listed = bottle(env, "requests", "sb", "-o", "json")
+    expect(JSON.parse(listed.stdout)).toContainEqual(expect.objectContaining({ id, kind: "egress", what: "registry.npmjs.org", bottle: "sb", decision: null }))
+    expect(bottle(env, "deny", id!).status).toBe(0)
+  })
+
   it("a denied request is told to the agent; a second decision is refused", () => {
     const call = (body: string) => inAgent(`curl -s -X POST "$BOTTLE_SUPERVISE_URL" -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -d '${body}'`)
     const filed = call('{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"request_capability","arguments":{"capability":"net_admin","reason":"tcpdump"}}}')
@@ -196,5 +211,19 @@ describe.skipIf(!available)("the git gate and the supervisor", () => {
     expect(r.status).toBe(0)
     expect(r.stdout).not.toContain("r0000000000aa")
     expect(r.stdout).not.toContain("r0000000000bb")
+  })
+
+  it("reconcile --prune takes the gate, the supervisor and the state dir with its mirrors and queue, and nothing else", () => {
+    // What the test put on the bottle's network is not bottle's: taken off first, as its owner would.
+    dockerOk("rm", "-f", `${prefix}-docs`)
+    docker("network", "disconnect", "-f", `${prefix}-sb_egress`, upstream)
+    const r = bottle(env, "reconcile", "--prune", "--yes")
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    expect(r.stdout).toContain(`${prefix}-sb-git-1`)
+    expect(r.stdout).toContain(`${prefix}-sb-supervise-1`)
+    expect(docker("ps", "-a", "--filter", `name=${prefix}-sb`, "--format", "{{.Names}}")).toBe("")
+    expect(existsSync(join(home, "state", "sb"))).toBe(false)
+    // Not bottle's: the upstream is left alone.
+    expect(docker("ps", "-a", "--filter", `name=${upstream}`, "--format", "{{.Names}}")).toBe(upstream)
   })
 })
