@@ -77,7 +77,7 @@ const notARecord = (raw: Buffer): string => {
 }
 
 /** Reads the lock path; a refusal other than "not there" (EISDIR, EACCES) is thrown for the caller to name. */
-const readLock = (path: string): Found => {
+const readLock = (path: string, tries = 3): Found => {
   let raw: Buffer
   try {
     raw = readFileSync(path)
@@ -90,6 +90,8 @@ const readLock = (path: string): Found => {
     } catch (e2) {
       // Not a symlink, and not there: its holder released it while we looked.
       if (errno(e2) === "ENOENT") return { _tag: "Gone" }
+      // Not a symlink, yet there: released and taken again by another command while we looked; read what is there now.
+      if (errno(e2) === "EINVAL" && tries > 1) return readLock(path, tries - 1)
       throw e2
     }
     return { _tag: "Unreadable", raw: Buffer.from(`symlink:${target}`), why: `a symlink to ${target}, which leads nowhere` }
