@@ -16,10 +16,9 @@ export const diff = Command.make("diff", { files, prune, set, output }, (o) =>
       return yield* Effect.fail(exitWith(2))
     }
     const settings = yield* SettingsTag
-    const desired = yield* loadDesired(settings, o.files, o.set)
     // Without a spec, --prune is the preview of `reconcile --prune`: the desired set is empty, every set is in scope.
     const prune = o.files.length === 0 ? "all" : o.prune ? "set" : "none"
-    const p = yield* observeAndPlan(settings, desired, { files: o.files, set: o.set, prune, output: o.output })
+    const p = yield* observeAndPlan(settings, loadDesired(settings, o.files, o.set), { files: o.files, set: o.set, prune, output: o.output })
     if (o.output === "json") json(planJson(p))
     else out(renderPlan(p, style()))
     if (needsAttention(p)) return yield* Effect.fail(exitWith(2))

@@ -2,9 +2,8 @@
  * The flow every mutating command shares: load → lock → observe → plan →
  * show → confirm → execute → report. Exit codes as in the design.
  */
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import { observe } from "../observers/observe.js"
-import type { Observed } from "../resources/observed.js"
 import { loadSpecs } from "../resources/loadSpecs.js"
 import type { DesiredBottle } from "../resources/desired.js"
 import type { Settings } from "../resources/settings.js"
@@ -45,16 +44,20 @@ export const runnerOptions = (settings: Settings) => ({
   endpoint: settings.docker
 })
 
-/** Observes and plans; an unreachable Docker Engine ends the command with 2 before anything is planned. */
-export const observeAndPlan = (settings: Settings, desired: ReadonlyArray<DesiredBottle>, req: PlanRequest) =>
+/**
+ * Observes and plans; an unreachable Docker Engine ends the command with 2 before anything is planned.
+ * The spec files are read while the engine is asked (both take about as long, and neither changes
+ * anything): a bad spec still ends the command first, as bad input, whatever the engine said.
+ */
+export const observeAndPlan = <E, R>(settings: Settings, load: Effect.Effect<ReadonlyArray<DesiredBottle>, E, R>, req: PlanRequest) =>
   Effect.gen(function* () {
-    const observed: Observed = yield* observe(settings)
+    const [desired, observed] = yield* Effect.all([load, observe(settings)], { concurrency: 2 })
     if (observed.docker._tag === "Failed") {
       if (req.output === "json") json({ error: observed.docker.error, endpoint: settings.docker.display })
       else err(`error: ${observed.docker.error}\nNothing was changed.`)
       return yield* Effect.fail(exitWith(2))
     }
-    const p = makePlan(desired, observed, {
+    const p: Plan = makePlan(desired, observed, {
       names: settings.names,
       realise: realiseContext(settings),
       subnetPool: settings.subnetPool,
@@ -79,11 +82,12 @@ export const mutate = (req: MutateRequest) =>
     const settings = yield* SettingsTag
     const confirm = yield* Confirm
     const interruption = yield* Interruption
-    const desired = yield* loadDesired(settings, req.files, req.set)
+    // Read at once, not under the lock: a bad spec is reported without waiting on another command.
+    const loading = yield* Effect.fork(loadDesired(settings, req.files, req.set))
     const s = style()
 
     const body = Effect.gen(function* () {
-      const p = yield* observeAndPlan(settings, desired, req)
+      const p = yield* observeAndPlan(settings, Fiber.join(loading), req)
       const mutating = p.actions.filter(isMutating)
       if (req.output === "table") out(renderPlan(p, s))
       const attention = needsAttention(p)
@@ -139,6 +143,8 @@ export const mutate = (req: MutateRequest) =>
       }
       if (hasFailures(report) || attention) return yield* Effect.fail(exitWith(1))
     })
-    return yield* withLock(settings.home, req.command, settings.lockWaitSeconds, (m) => err(`warning: ${m}`))(body)
+    const locked = withLock(settings.home, req.command, settings.lockWaitSeconds, (m) => err(`warning: ${m}`))(body)
+    // Whichever ends first: the command, or the spec's failure (then the lock is given up, or never taken).
+    return yield* Effect.raceFirst(locked, Fiber.join(loading).pipe(Effect.zipRight(Effect.never)))
   })
 

@@ -247,6 +247,14 @@ describe.skipIf(!available)("faults", () => {
     const second = await bottleAsync({ ...env, BOTTLE_LOCK_WAIT: "1" }, "apply", "-f", file)
     expect(second.status).toBe(2)
     expect(second.stderr).toMatch(/holds the lock: pid \d+ .*'bottle apply'/)
+    // A bad spec does not wait for the lock, however patient the command: it is bad input at once.
+    const bad = join(dir, "bad.yaml")
+    writeFileSync(bad, specOf(["s1"]).replace("pids: 32", "pids: lots"))
+    const t = Date.now()
+    const third = await bottleAsync({ ...env, BOTTLE_LOCK_WAIT: "60" }, "apply", "-f", bad)
+    expect(third.status, third.stderr).toBe(2)
+    expect(third.stderr).toContain(`${bad}:`)
+    expect(Date.now() - t).toBeLessThan(4000)
     await slow
   })
 
