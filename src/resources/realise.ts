@@ -324,7 +324,7 @@ export const proxyEnv = (host: string, direct: ReadonlyArray<string> = []): Read
   return [`HTTPS_PROXY=${url}`, `HTTP_PROXY=${url}`, `https_proxy=${url}`, `http_proxy=${url}`, `NO_PROXY=${none}`, `no_proxy=${none}`]
 }
 
-export const egressImageFor = (b: DesiredBottle, ctx: RealiseContext) =>
+export const egressImageFor = (b: DesiredBottle, ctx: Pick<RealiseContext, "egressImage">) =>
   b.egressImage ?? ctx.egressImage ?? (b.egressProxy === "pipelock" ? DEFAULT_PIPELOCK_IMAGE : DEFAULT_MITMPROXY_IMAGE)
 
 const HARDENING = { CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges:true"] } as const

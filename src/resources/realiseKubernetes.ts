@@ -1,0 +1,353 @@
+/**
+ * What a desired bottle means on Kubernetes (issue #11, not wired to a
+ * backend yet): the objects one bottle is made of, in the order they must be
+ * applied, and the ApplySet parent that owns a set of them. Pure: no I/O.
+ *
+ * Per bottle: a ServiceAccount without a token; NetworkPolicies first (the
+ * agent reaches its proxy and the cluster's DNS, nothing else; the proxy is
+ * reached by its agent alone and reaches only public addresses on the
+ * allowed ports); a Secret the proxy alone mounts (injected secrets, the
+ * bottle's CA key) and one for the agent's own secrets (referenced, never
+ * written into a pod spec); ConfigMaps for the proxy's policy and the
+ * agent's files; a PersistentVolumeClaim for its workspace; the proxy as a
+ * Deployment and a Service; the agent as a one-replica StatefulSet. Pods are
+ * hardened as the docker backend's containers are.
+ */
+import { createHash } from "node:crypto"
+import type { DesiredBottle } from "./desired.js"
+import { EGRESS_ADDON, EGRESS_ADDON_FILE, EGRESS_POLICY_FILE } from "./egressAddon.js"
+import { parseAllowList } from "./egressRules.js"
+import { hashOf } from "./hash.js"
+import { Bottle as BL, MANAGED_BY } from "./labels.js"
+import { EGRESS_PORT, egressImageFor, placeholderOf, renderEgressPolicy, renderPipelockConfig, type RealiseContext } from "./realise.js"
+
+/** A Kubernetes object as bottle writes it (validated against Kubernetes' schemas in the tests). */
+export interface Manifest {
+  readonly apiVersion: string
+  readonly kind: string
+  readonly metadata: {
+    readonly name: string
+    readonly namespace: string
+    readonly labels: Readonly<Record<string, string>>
+    readonly annotations: Readonly<Record<string, string>>
+  }
+  readonly [field: string]: unknown
+}
+
+export interface KubernetesContext {
+  /** The namespace of the set (spec.namespace, default `bottle-<set>`); bottle never makes or deletes it. */
+  readonly namespace: string
+  /** `bottle/<version>`: the ApplySet tooling bottle writes and accepts. */
+  readonly tooling: string
+  readonly egressImage: RealiseContext["egressImage"]
+  /** uid:gid the proxy runs as. */
+  readonly proxyUser: string
+  /** gVisor, Kata: the pods' runtime class, when the cluster has one. */
+  readonly runtimeClassName?: string | undefined
+  /** The workspace claim's size. */
+  readonly stateSize: string
+  /** The bottle's own CA, when its proxy opens TLS to put a secret in (made by bottle, as for docker). */
+  readonly ca?: { readonly certPem: string; readonly keyPem: string } | undefined
+}
+
+export const Applyset = {
+  id: "applyset.kubernetes.io/id",
+  partOf: "applyset.kubernetes.io/part-of",
+  tooling: "applyset.kubernetes.io/tooling",
+  containsGroupKinds: "applyset.kubernetes.io/contains-group-kinds"
+} as const
+
+/** On a pod template: the hash of the ConfigMaps and Secrets it reads, so a change to them rolls the pod. */
+export const CONFIG_HASH = "dev.bottle.config-hash"
+
+/** The pod role label: which of a bottle's pods a selector means. */
+export const ROLE_LABEL = "dev.bottle.role"
+
+export interface ParentRef {
+  readonly name: string
+  readonly namespace: string
+  readonly kind: string
+  /** "" for the core group. */
+  readonly group: string
+}
+
+/**
+ * An ApplySet's id as kubectl computes it (KEP-3659): base64url, unpadded,
+ * of sha256 of `name.namespace.kind.group`, between `applyset-` and `-v1`
+ * so the label value starts and ends with a letter or digit.
+ */
+export const applysetId = (p: ParentRef): string =>
+  `applyset-${createHash("sha256").update([p.name, p.namespace, p.kind, p.group].join(".")).digest("base64url")}-v1`
+
+/** The ConfigMap that parents a set's objects: `bottle-<set>`. */
+export const parentRef = (set: string, namespace: string): ParentRef => ({ name: `bottle-${set}`, namespace, kind: "ConfigMap", group: "" })
+
+/** `Kind.group` (core kinds bare), sorted and unique, as the contains-group-kinds annotation lists them. */
+export const groupKinds = (manifests: ReadonlyArray<Pick<Manifest, "apiVersion" | "kind">>): string =>
+  [...new Set(manifests.map((m) => (m.apiVersion.includes("/") ? `${m.kind}.${m.apiVersion.split("/")[0]}` : m.kind)))].sort().join(",")
+
+/** The set's ApplySet parent, listing the kinds of its members (prune looks for members of those kinds only). */
+export const applysetParent = (set: string, ctx: Pick<KubernetesContext, "namespace" | "tooling">, members: ReadonlyArray<Manifest>): Manifest => {
+  const ref = parentRef(set, ctx.namespace)
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: ref.name,
+      namespace: ctx.namespace,
+      labels: { [Applyset.id]: applysetId(ref), [BL.managedBy]: MANAGED_BY, [BL.set]: set },
+      annotations: { [Applyset.tooling]: ctx.tooling, [Applyset.containsGroupKinds]: groupKinds(members) }
+    }
+  }
+}
+
+/** Addresses a proxy must never be sent to: the cluster's and the host's own, link-local (cloud metadata) and shared ranges. */
+export const NON_PUBLIC_V4 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "0.0.0.0/8"]
+
+/** Names of a bottle's objects (a bottle name has at most 40 characters, so each stays a DNS label). */
+export const kubeNames = (bottle: string) => ({
+  account: bottle,
+  agent: `${bottle}-agent`,
+  egress: `${bottle}-egress`,
+  state: `${bottle}-state`,
+  agentSecrets: `${bottle}-agent-secrets`,
+  egressSecrets: `${bottle}-egress-secrets`,
+  agentFiles: `${bottle}-agent-files`,
+  egressConfig: `${bottle}-egress-config`
+})
+
+export interface KubernetesBottle {
+  /** In the order they are applied: nothing that runs before the NetworkPolicy that fences it. */
+  readonly manifests: ReadonlyArray<Manifest>
+  /** What the spec asks that has no meaning on a cluster yet: the bottle is refused, naming each. */
+  readonly problems: ReadonlyArray<string>
+}
+
+const uidGid = (user: string): { readonly uid: number; readonly gid: number } | undefined => {
+  const m = /^([0-9]+)(?::([0-9]+))?$/.exec(user)
+  return m ? { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) } : undefined
+}
+
+const DNS_PORTS = [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }]
+/** The cluster's resolver, as kubeadm, k3s and the managed clusters label it. */
+const KUBE_DNS = { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }
+
+const podHardening = (user: { uid: number; gid: number } | undefined) => ({
+  runAsNonRoot: true,
+  ...(user !== undefined ? { runAsUser: user.uid, runAsGroup: user.gid, fsGroup: user.gid } : {}),
+  seccompProfile: { type: "RuntimeDefault" }
+})
+const containerHardening = (readOnlyRoot: boolean) => ({
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  readOnlyRootFilesystem: readOnlyRoot,
+  capabilities: { drop: ["ALL"] }
+})
+
+export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): KubernetesBottle => {
+  const problems: Array<string> = []
+  if (b.workspace !== undefined) problems.push("workspace: a host directory cannot be mounted into a cluster's pod (the workspace is a PersistentVolumeClaim)")
+  if (b.build !== undefined) problems.push("build: bottle builds images on a Docker Engine only; name a pushed image with image:")
+  if (b.git !== undefined) problems.push("git: the git gate runs on the docker backend only (for now)")
+  if (b.supervise !== undefined) problems.push("supervise: the supervisor runs on the docker backend only (for now)")
+  if (b.skills.length > 0) problems.push("skills: not carried to a cluster yet")
+  const injected = b.secrets.filter((s) => s.inject !== undefined && s.gate !== true)
+  if (injected.length > 0 && b.egressAllow.length > 0 && ctx.ca === undefined) problems.push("secrets: an injected secret needs the bottle's CA, which was not given")
+  const agentUser = b.user !== undefined ? uidGid(b.user) : undefined
+  if (b.user !== undefined && agentUser === undefined) problems.push(`user: '${b.user}' is not numeric; a pod's user is a uid (runAsUser)`)
+  const proxyUser = uidGid(ctx.proxyUser)
+
+  const n = kubeNames(b.name)
+  const rules = parseAllowList(b.egressAllow)
+  const hasProxy = rules.length > 0
+  const partOf = applysetId(parentRef(b.set, ctx.namespace))
+  const common = { [BL.managedBy]: MANAGED_BY, [BL.bottle]: b.name, [BL.set]: b.set, [BL.backend]: "kubernetes", [Applyset.partOf]: partOf }
+  const selector = (role: string) => ({ [BL.bottle]: b.name, [ROLE_LABEL]: role })
+  /** Label values are limited to 63 characters: hashes are annotations. The hash covers what the object says, nothing of a secret but its keyed digest. */
+  const make = (apiVersion: string, kind: string, name: string, body: Record<string, unknown>, hashed: unknown = body, role?: string): Manifest => ({
+    apiVersion,
+    kind,
+    metadata: { name, namespace: ctx.namespace, labels: { ...common, ...(role ? { [ROLE_LABEL]: role } : {}) }, annotations: { [BL.specHash]: hashOf(hashed).slice(0, 16) } },
+    ...body
+  })
+  const out: Array<Manifest> = []
+
+  out.push(make("v1", "ServiceAccount", n.account, { automountServiceAccountToken: false }))
+
+  // ---- the fence first: nothing runs before it ----
+  out.push(make("networking.k8s.io/v1", "NetworkPolicy", n.agent, {
+    spec: {
+      podSelector: { matchLabels: selector("agent") },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [],
+      // The proxy, by name: so the cluster's resolver too (the one way out that is not the proxy; names only, no data path).
+      egress: hasProxy ? [{ to: [{ podSelector: { matchLabels: selector("egress") } }], ports: [{ protocol: "TCP", port: EGRESS_PORT }] }, { to: [KUBE_DNS], ports: DNS_PORTS }] : []
+    }
+  }))
+  if (hasProxy) {
+    const ports = [...new Set(rules.flatMap((r) => r.ports))].sort((x, y) => x - y)
+    out.push(make("networking.k8s.io/v1", "NetworkPolicy", n.egress, {
+      spec: {
+        podSelector: { matchLabels: selector("egress") },
+        policyTypes: ["Ingress", "Egress"],
+        ingress: [{ from: [{ podSelector: { matchLabels: selector("agent") } }], ports: [{ protocol: "TCP", port: EGRESS_PORT }] }],
+        egress: [
+          { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: NON_PUBLIC_V4 } }], ports: ports.map((port) => ({ protocol: "TCP", port })) },
+          { to: [KUBE_DNS], ports: DNS_PORTS }
+        ]
+      }
+    }))
+  }
+
+  // ---- what the pods read ----
+  const agentSecrets = b.secrets.filter((s) => s.gate !== true && s.inject === undefined)
+  if (agentSecrets.length > 0) {
+    out.push(make("v1", "Secret", n.agentSecrets, {
+      type: "Opaque",
+      stringData: Object.fromEntries(agentSecrets.map((s) => [s.name, s.value]))
+    }, agentSecrets.map((s) => [s.name, s.digest])))
+  }
+  const proxySecretFiles: Record<string, string> = {
+    ...Object.fromEntries(injected.map((s) => [`secret-${s.name}`, s.value])),
+    ...(ctx.ca !== undefined && injected.length > 0 ? { "mitmproxy-ca.pem": `${ctx.ca.keyPem}${ctx.ca.certPem}` } : {})
+  }
+  if (hasProxy && Object.keys(proxySecretFiles).length > 0) {
+    out.push(make("v1", "Secret", n.egressSecrets, { type: "Opaque", stringData: proxySecretFiles },
+      [injected.map((s) => [s.name, s.digest]), ctx.ca !== undefined ? hashOf(ctx.ca.certPem) : null]))
+  }
+  const upstream = b.egressTrust.join("")
+  /** What the proxy reads: a change rolls its pod (a ConfigMap's change alone would not). */
+  let egressConfigHash = ""
+  if (hasProxy) {
+    const data: Record<string, string> = b.egressProxy === "pipelock"
+      ? { "pipelock.yaml": renderPipelockConfig(b, rules) }
+      : {
+        [EGRESS_ADDON_FILE]: EGRESS_ADDON,
+        [EGRESS_POLICY_FILE]: `${JSON.stringify(renderEgressPolicy(b, rules), null, 2)}\n`,
+        ...(upstream !== "" ? { "upstream-ca.pem": upstream } : {})
+      }
+    out.push(make("v1", "ConfigMap", n.egressConfig, { data }))
+    egressConfigHash = hashOf([data, injected.map((s) => s.digest), ctx.ca !== undefined ? hashOf(ctx.ca.certPem) : null]).slice(0, 16)
+  }
+  const agentFiles: Record<string, string> = {
+    ...(b.prompt !== undefined ? { "prompt.md": b.prompt } : {}),
+    ...(ctx.ca !== undefined && injected.length > 0 ? { "ca.pem": ctx.ca.certPem } : {})
+  }
+  if (Object.keys(agentFiles).length > 0) out.push(make("v1", "ConfigMap", n.agentFiles, { data: agentFiles }))
+
+  out.push(make("v1", "PersistentVolumeClaim", n.state, {
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: ctx.stateSize } } }
+  }))
+
+  // ---- the proxy ----
+  const runtime = ctx.runtimeClassName !== undefined ? { runtimeClassName: ctx.runtimeClassName } : {}
+  const podBasics = { serviceAccountName: n.account, automountServiceAccountToken: false, enableServiceLinks: false, ...runtime }
+  if (hasProxy) {
+    const image = egressImageFor(b, ctx)
+    const config = {
+      name: "config",
+      projected: {
+        sources: [
+          { configMap: { name: n.egressConfig } },
+          ...(Object.keys(proxySecretFiles).length > 0
+            ? [{ secret: { name: n.egressSecrets, items: Object.keys(proxySecretFiles).map((k) => ({ key: k, path: k.startsWith("secret-") ? `secrets/${k.slice("secret-".length)}` : `ca/${k}` })) } }]
+            : [])
+        ],
+        // Readable by the proxy's group (fsGroup) alone.
+        defaultMode: 0o440
+      }
+    }
+    const args = b.egressProxy === "pipelock"
+      ? ["run", "--listen", `0.0.0.0:${EGRESS_PORT}`, "--config", "/config/pipelock.yaml"]
+      : [
+        "--quiet", "--mode", "regular", "--listen-host", "0.0.0.0", "--listen-port", String(EGRESS_PORT),
+        "--set", "connection_strategy=lazy", "--set", "confdir=/tmp/mitmproxy",
+        ...(upstream !== "" ? ["--set", "ssl_verify_upstream_trusted_ca=/config/upstream-ca.pem"] : []),
+        "-s", `/config/${EGRESS_ADDON_FILE}`
+      ]
+    const command = b.egressProxy === "pipelock"
+      ? undefined
+      : ctx.ca !== undefined && injected.length > 0
+        ? ["sh", "-c", "mkdir -p /tmp/mitmproxy && cp /config/ca/mitmproxy-ca.pem /tmp/mitmproxy/ && exec mitmdump \"$@\"", "mitmdump"]
+        : ["mitmdump"]
+    const container = {
+      name: "egress",
+      image,
+      ...(command !== undefined ? { command } : {}),
+      args,
+      env: [{ name: "HOME", value: "/tmp" }, ...(b.egressProxy === "mitmproxy" ? [{ name: "BOTTLE_EGRESS_POLICY", value: `/config/${EGRESS_POLICY_FILE}` }] : [])],
+      ports: [{ name: "proxy", containerPort: EGRESS_PORT, protocol: "TCP" }],
+      readinessProbe: { tcpSocket: { port: EGRESS_PORT }, periodSeconds: 2 },
+      resources: { limits: { memory: "256Mi", cpu: "1" }, requests: { memory: "64Mi", cpu: "50m" } },
+      securityContext: containerHardening(true),
+      volumeMounts: [{ name: "config", mountPath: "/config", readOnly: true }, { name: "tmp", mountPath: "/tmp" }]
+    }
+    const template = {
+      metadata: { labels: { ...common, ...selector("egress") }, annotations: { [CONFIG_HASH]: egressConfigHash } },
+      spec: {
+        ...podBasics,
+        securityContext: podHardening(proxyUser),
+        containers: [container],
+        volumes: [config, { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } }]
+      }
+    }
+    out.push(make("apps/v1", "Deployment", n.egress, {
+      spec: { replicas: 1, selector: { matchLabels: selector("egress") }, strategy: { type: "Recreate" }, template }
+    }, template, "egress"))
+    out.push(make("v1", "Service", n.egress, {
+      spec: { type: "ClusterIP", selector: selector("egress"), ports: [{ name: "proxy", port: EGRESS_PORT, targetPort: EGRESS_PORT, protocol: "TCP" }] }
+    }))
+  }
+
+  // ---- the agent ----
+  const proxyUrl = `http://${n.egress}:${EGRESS_PORT}`
+  const none = "localhost,127.0.0.1"
+  const workdir = b.workdir ?? "/workspace"
+  const env = [
+    ...Object.keys(b.env).sort().map((name) => ({ name, value: b.env[name]! })),
+    ...[...b.secrets].filter((s) => s.gate !== true).sort((x, y) => x.name.localeCompare(y.name)).map((s) =>
+      s.inject !== undefined
+        ? { name: s.name, value: placeholderOf(s.name) }
+        : { name: s.name, valueFrom: { secretKeyRef: { name: n.agentSecrets, key: s.name } } }),
+    { name: "BOTTLE_NAME", value: b.name },
+    ...(b.prompt !== undefined ? [{ name: "BOTTLE_PROMPT_FILE", value: "/bottle/prompt.md" }] : []),
+    ...(ctx.ca !== undefined && injected.length > 0 ? ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"].map((name) => ({ name, value: "/bottle/ca.pem" })) : []),
+    // Last, so the spec cannot point the agent around its proxy.
+    ...(hasProxy
+      ? [["HTTPS_PROXY", proxyUrl], ["HTTP_PROXY", proxyUrl], ["https_proxy", proxyUrl], ["http_proxy", proxyUrl], ["NO_PROXY", none], ["no_proxy", none]].map(([name, value]) => ({ name: name!, value: value! }))
+      : [])
+  ]
+  const mem = `${Math.max(1, Math.floor(b.resources.memoryBytes / 1024 ** 2))}Mi`
+  const agent = {
+    name: "agent",
+    image: b.image,
+    ...(b.command !== undefined ? { command: [...b.command] } : {}),
+    workingDir: workdir,
+    env,
+    stdin: true,
+    tty: false,
+    resources: { limits: { memory: mem, ...(b.resources.cpus !== undefined ? { cpu: String(b.resources.cpus) } : {}) } },
+    securityContext: containerHardening(false),
+    volumeMounts: [
+      { name: "state", mountPath: workdir },
+      ...(Object.keys(agentFiles).length > 0 ? [{ name: "files", mountPath: "/bottle", readOnly: true }] : [])
+    ]
+  }
+  const agentTemplate = {
+    metadata: { labels: { ...common, ...selector("agent") }, annotations: { [CONFIG_HASH]: hashOf([agentFiles, b.secrets.map((s) => s.digest)]).slice(0, 16) } },
+    spec: {
+      ...podBasics,
+      securityContext: podHardening(agentUser),
+      containers: [agent],
+      volumes: [
+        { name: "state", persistentVolumeClaim: { claimName: n.state } },
+        ...(Object.keys(agentFiles).length > 0 ? [{ name: "files", configMap: { name: n.agentFiles, defaultMode: 0o444 } }] : [])
+      ]
+    }
+  }
+  out.push(make("apps/v1", "StatefulSet", n.agent, {
+    spec: { replicas: 1, serviceName: n.agent, selector: { matchLabels: selector("agent") }, template: agentTemplate }
+  }, agentTemplate, "agent"))
+
+  return { manifests: out, problems }
+}

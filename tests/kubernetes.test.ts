@@ -1,0 +1,211 @@
+/**
+ * What a bottle means on Kubernetes (src/resources/realiseKubernetes.ts):
+ * kubectl's ApplySet id, every object valid against Kubernetes' own schemas
+ * (kubernetes-models), the fence applied before anything runs, secrets kept
+ * out of every pod spec and annotation, the docker backend's hardening, and
+ * a golden rendering. Not yet wired to a backend (issue #11 stays open).
+ */
+import { createHash } from "node:crypto"
+import { createRequire } from "node:module"
+import { stringify } from "yaml"
+import { describe, expect, it } from "vitest"
+import type { DesiredSecret } from "../src/resources/desired.js"
+import { Bottle as BL } from "../src/resources/labels.js"
+import {
+  Applyset, applysetId, applysetParent, CONFIG_HASH, groupKinds, NON_PUBLIC_V4, parentRef, realiseKubernetes, ROLE_LABEL,
+  type KubernetesContext, type Manifest
+} from "../src/resources/realiseKubernetes.js"
+import { bottle } from "./support/fixtures.js"
+
+const require = createRequire(import.meta.url)
+
+const ctx: KubernetesContext = { namespace: "bottle-default", tooling: "bottle/0.1.0", egressImage: undefined, proxyUser: "65534:65534", stateSize: "5Gi" }
+const ca = { certPem: "-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n", keyPem: "-----BEGIN PRIVATE KEY-----\nTESTKEY\n-----END PRIVATE KEY-----\n" }
+
+const secret = (name: string, value: string, inject?: DesiredSecret["inject"]): DesiredSecret =>
+  ({ name, value, digest: createHash("sha256").update(`test-key:${value}`).digest("hex"), inject })
+
+const full = bottle("dev", {
+  env: { EDITOR: "vi" },
+  prompt: "Fix the tests.",
+  user: "1000",
+  egressAllow: ["api.anthropic.com", "*.github.com", "registry.example.org:8443"],
+  secrets: [
+    secret("ANTHROPIC_API_KEY", "sk-ant-REAL-VALUE-1", { host: "api.anthropic.com", header: "x-api-key", format: "{value}" }),
+    secret("GH_TOKEN", "ghp_PLAIN-VALUE-2")
+  ],
+  resources: { cpus: 2, memoryBytes: 2 * 1024 ** 3, pids: 512 }
+})
+
+/** Kubernetes' schema for a manifest's kind, from kubernetes-models. */
+const validate = (m: Manifest) => {
+  const group = m.apiVersion.includes("/") ? m.apiVersion : `v1`
+  const Model = require(`kubernetes-models/${group}/${m.kind}`)[m.kind] as new (o: unknown) => { validate(): void }
+  new Model(m).validate()
+}
+
+const byKind = (ms: ReadonlyArray<Manifest>, kind: string, name?: string) =>
+  ms.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name))
+
+const podTemplates = (ms: ReadonlyArray<Manifest>) =>
+  ms.filter((m) => m.kind === "Deployment" || m.kind === "StatefulSet").map((m) => (m.spec as { template: { metadata: { annotations: Record<string, string>; labels: Record<string, string> }; spec: any } }).template)
+
+describe("the ApplySet", () => {
+  it("has kubectl's id for kubectl's own test vector (Secret my-set in namespace test)", () => {
+    expect(applysetId({ name: "my-set", namespace: "test", kind: "Secret", group: "" })).toBe("applyset-0eFHV8ySqp7XoShsGvyWFQD3s96yqwHmzc4e0HR1dsY-v1")
+  })
+
+  it("parent: a ConfigMap per set, labelled with its id, naming bottle as its tooling and the kinds it holds", () => {
+    const { manifests } = realiseKubernetes(full, { ...ctx, ca })
+    const parent = applysetParent("default", ctx, manifests)
+    validate(parent)
+    const id = applysetId(parentRef("default", "bottle-default"))
+    expect(parent.metadata.labels[Applyset.id]).toBe(id)
+    expect(parent.metadata.annotations[Applyset.tooling]).toBe("bottle/0.1.0")
+    expect(parent.metadata.annotations[Applyset.containsGroupKinds]).toBe("ConfigMap,Deployment.apps,NetworkPolicy.networking.k8s.io,PersistentVolumeClaim,Secret,Service,ServiceAccount,StatefulSet.apps")
+    for (const m of manifests) expect(m.metadata.labels[Applyset.partOf], `${m.kind}/${m.metadata.name}`).toBe(id)
+    // Another set has another parent, and so another id.
+    expect(applysetId(parentRef("other", "bottle-default"))).not.toBe(id)
+  })
+
+  it("lists group kinds as kubectl does: core kinds bare, the rest Kind.group, sorted, once each", () => {
+    expect(groupKinds([{ apiVersion: "apps/v1", kind: "Deployment" }, { apiVersion: "v1", kind: "Secret" }, { apiVersion: "apps/v1", kind: "Deployment" }])).toBe("Deployment.apps,Secret")
+  })
+})
+
+describe("a bottle on Kubernetes", () => {
+  const { manifests, problems } = realiseKubernetes(full, { ...ctx, ca })
+
+  it("is made of objects Kubernetes' own schemas accept, each in the set's namespace with bottle's labels", () => {
+    expect(problems).toEqual([])
+    for (const m of manifests) {
+      expect(() => validate(m), `${m.kind}/${m.metadata.name}`).not.toThrow()
+      expect(m.metadata.namespace).toBe("bottle-default")
+      expect(m.metadata.labels[BL.bottle]).toBe("dev")
+      // Label values are limited to 63 characters: hashes ride in annotations.
+      for (const v of Object.values(m.metadata.labels)) expect(v.length).toBeLessThanOrEqual(63)
+      expect(m.metadata.annotations[BL.specHash]).toMatch(/^[0-9a-f]{16}$/)
+    }
+  })
+
+  it("applies the fence before anything that runs: both NetworkPolicies come before the proxy and the agent", () => {
+    const kinds = manifests.map((m) => m.kind)
+    const lastPolicy = kinds.lastIndexOf("NetworkPolicy")
+    expect(lastPolicy).toBeGreaterThan(0)
+    expect(kinds.indexOf("Deployment")).toBeGreaterThan(lastPolicy)
+    expect(kinds.indexOf("StatefulSet")).toBeGreaterThan(lastPolicy)
+    expect(kinds.at(-1)).toBe("StatefulSet")
+  })
+
+  it("lets the agent reach its proxy (and the cluster's resolver) only, and nothing reach the agent", () => {
+    const [policy] = byKind(manifests, "NetworkPolicy", "dev-agent")
+    const spec = policy!.spec as any
+    expect(spec.podSelector.matchLabels).toEqual({ [BL.bottle]: "dev", [ROLE_LABEL]: "agent" })
+    expect(spec.policyTypes).toEqual(["Ingress", "Egress"])
+    expect(spec.ingress).toEqual([])
+    expect(spec.egress).toHaveLength(2)
+    expect(spec.egress[0]).toEqual({ to: [{ podSelector: { matchLabels: { [BL.bottle]: "dev", [ROLE_LABEL]: "egress" } } }], ports: [{ protocol: "TCP", port: 8888 }] })
+    expect(spec.egress[1].ports.every((p: { port: number }) => p.port === 53)).toBe(true)
+    expect(spec.egress[1].to[0].podSelector.matchLabels).toEqual({ "k8s-app": "kube-dns" })
+  })
+
+  it("lets the proxy be reached by its agent only, and reach only public addresses on the allowed ports", () => {
+    const spec = byKind(manifests, "NetworkPolicy", "dev-egress")[0]!.spec as any
+    expect(spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { [BL.bottle]: "dev", [ROLE_LABEL]: "agent" } } }], ports: [{ protocol: "TCP", port: 8888 }] }])
+    expect(spec.egress[0].to).toEqual([{ ipBlock: { cidr: "0.0.0.0/0", except: NON_PUBLIC_V4 } }])
+    expect(spec.egress[0].ports.map((p: { port: number }) => p.port)).toEqual([80, 443, 8443])
+    expect(NON_PUBLIC_V4).toEqual(expect.arrayContaining(["10.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"]))
+  })
+
+  it("never writes a secret's value anywhere but the Secret that holds it: not in a pod spec, a ConfigMap or an annotation", () => {
+    for (const m of manifests) {
+      const text = JSON.stringify(m)
+      const holds = (v: string) => text.includes(v)
+      if (m.kind === "Secret" && m.metadata.name === "dev-agent-secrets") {
+        expect(holds("ghp_PLAIN-VALUE-2")).toBe(true)
+        expect(holds("sk-ant-REAL-VALUE-1")).toBe(false)
+      } else if (m.kind === "Secret" && m.metadata.name === "dev-egress-secrets") {
+        expect(holds("sk-ant-REAL-VALUE-1")).toBe(true)
+        expect(holds("TESTKEY")).toBe(true)
+        expect(holds("ghp_PLAIN-VALUE-2")).toBe(false)
+      } else {
+        expect(holds("sk-ant-REAL-VALUE-1"), `${m.kind}/${m.metadata.name}`).toBe(false)
+        expect(holds("ghp_PLAIN-VALUE-2"), `${m.kind}/${m.metadata.name}`).toBe(false)
+        expect(holds("TESTKEY"), `${m.kind}/${m.metadata.name}`).toBe(false)
+      }
+    }
+    const agent = podTemplates(byKind(manifests, "StatefulSet"))[0]!.spec.containers[0]
+    const env = Object.fromEntries(agent.env.map((e: { name: string }) => [e.name, e]))
+    expect(env.ANTHROPIC_API_KEY.value).toBe("bottle-placeholder-anthropic_api_key")
+    expect(env.GH_TOKEN).toEqual({ name: "GH_TOKEN", valueFrom: { secretKeyRef: { name: "dev-agent-secrets", key: "GH_TOKEN" } } })
+    // The proxy's Secret (the real key, the CA's private key) is mounted by the proxy's pod alone.
+    const mounts = (t: ReturnType<typeof podTemplates>[number]) => JSON.stringify(t.spec.volumes)
+    const [proxyPod] = podTemplates(byKind(manifests, "Deployment"))
+    expect(mounts(proxyPod!)).toContain("dev-egress-secrets")
+    expect(mounts(podTemplates(byKind(manifests, "StatefulSet"))[0]!)).not.toContain("dev-egress-secrets")
+  })
+
+  it("hardens every pod as the docker backend does: non-root, no privilege escalation, no capabilities, no token, limits", () => {
+    for (const t of podTemplates(manifests)) {
+      expect(t.spec.automountServiceAccountToken).toBe(false)
+      expect(t.spec.enableServiceLinks).toBe(false)
+      expect(t.spec.securityContext.runAsNonRoot).toBe(true)
+      expect(t.spec.securityContext.seccompProfile).toEqual({ type: "RuntimeDefault" })
+      for (const c of t.spec.containers) {
+        expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, privileged: false, capabilities: { drop: ["ALL"] } })
+        expect(c.resources.limits.memory).toBeDefined()
+      }
+    }
+    expect(byKind(manifests, "ServiceAccount")[0]!.automountServiceAccountToken).toBe(false)
+    const [proxy, agent] = podTemplates(manifests)
+    expect(proxy!.spec.containers[0].securityContext.readOnlyRootFilesystem).toBe(true)
+    expect(proxy!.spec.securityContext.runAsUser).toBe(65534)
+    expect(agent!.spec.securityContext.runAsUser).toBe(1000)
+    expect(agent!.spec.containers[0].resources.limits).toEqual({ memory: "2048Mi", cpu: "2" })
+  })
+
+  it("points the agent at its proxy last, so the spec's env cannot route around it", () => {
+    const b = bottle("dev", { env: { HTTPS_PROXY: "http://evil:1" } })
+    const agent = podTemplates(realiseKubernetes(b, ctx).manifests.filter((m) => m.kind === "StatefulSet"))[0]!.spec.containers[0]
+    const last = agent.env.filter((e: { name: string }) => e.name === "HTTPS_PROXY").at(-1)
+    expect(last.value).toBe("http://dev-egress:8888")
+  })
+
+  it("rolls a pod when what it reads changes: a new secret value, a new allow list", () => {
+    const hashes = (b: typeof full) => podTemplates(realiseKubernetes(b, { ...ctx, ca }).manifests).map((t) => t.metadata.annotations[CONFIG_HASH])
+    const [proxy0, agent0] = hashes(full)
+    const [, agent1] = hashes({ ...full, secrets: [full.secrets[0]!, secret("GH_TOKEN", "ghp_ROTATED-VALUE")] })
+    expect(agent1).not.toBe(agent0)
+    const [proxy2] = hashes({ ...full, egressAllow: [...full.egressAllow, "pypi.org"] })
+    expect(proxy2).not.toBe(proxy0)
+    const [proxy3] = hashes({ ...full, secrets: [secret("ANTHROPIC_API_KEY", "sk-ant-ROTATED", full.secrets[0]!.inject), full.secrets[1]!] })
+    expect(proxy3).not.toBe(proxy0)
+  })
+
+  it("without an allow list has no proxy and no way out: the agent's policy allows no egress at all", () => {
+    const r = realiseKubernetes(bottle("shut", { egressAllow: [] }), ctx)
+    expect(r.manifests.map((m) => m.kind)).toEqual(["ServiceAccount", "NetworkPolicy", "PersistentVolumeClaim", "StatefulSet"])
+    expect((r.manifests[1]!.spec as { egress: unknown }).egress).toEqual([])
+    const env = JSON.stringify(r.manifests.at(-1))
+    expect(env).not.toContain("HTTPS_PROXY")
+    for (const m of r.manifests) expect(() => validate(m)).not.toThrow()
+  })
+
+  it("refuses, naming each, what has no meaning on a cluster yet", () => {
+    const r = realiseKubernetes(bottle("x", {
+      workspace: "/home/u/repo",
+      user: "agent",
+      git: { remotes: [], hostKeys: [], image: "g", build: undefined },
+      secrets: [secret("K", "v", { host: "api.anthropic.com", header: "x-api-key", format: "{value}" })]
+    }), ctx)
+    expect(r.problems.join("\n")).toMatch(/^workspace: /m)
+    expect(r.problems.join("\n")).toMatch(/^git: /m)
+    expect(r.problems.join("\n")).toMatch(/^user: 'agent' is not numeric/m)
+    expect(r.problems.join("\n")).toMatch(/^secrets: an injected secret needs the bottle's CA/m)
+  })
+
+  it("renders as the golden file says (a change here is a change to what lands on a cluster)", async () => {
+    const all = [...manifests, applysetParent("default", ctx, manifests)]
+    await expect(all.map((m) => stringify(m)).join("---\n")).toMatchFileSnapshot("golden/kubernetes-bottle.yaml")
+  })
+})
