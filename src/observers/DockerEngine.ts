@@ -6,6 +6,7 @@
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Data, Duration, Effect, Layer, Schema, Stream } from "effect"
+import { readBounded } from "./httpBody.js"
 
 /** The most bottle reads of one answer (a list of a few thousand containers is a few MiB). */
 const MAX_BODY = 64 * 1024 * 1024
@@ -246,16 +247,7 @@ const make = (opts: DockerEngineOptions) =>
      * them are held every later call waits until it times out.
      */
     const readBody = (res: HttpClientResponse.HttpClientResponse, method: string, path: string, limit = MAX_BODY) =>
-      res.stream.pipe(
-        Stream.mapError((e) => fail(method, path, "BadResponse", e.message)),
-        Stream.runFoldEffect({ chunks: [] as Array<Uint8Array>, size: 0 }, (acc, chunk) => {
-          const size = acc.size + chunk.length
-          if (size > limit) return Effect.fail(fail(method, path, "BadResponse", `the answer is larger than ${limit} bytes`))
-          acc.chunks.push(chunk)
-          return Effect.succeed({ chunks: acc.chunks, size })
-        }),
-        Effect.map(({ chunks }) => Buffer.concat(chunks))
-      )
+      readBounded(res, limit, () => fail(method, path, "BadResponse", `the answer is larger than ${limit} bytes`), (detail) => fail(method, path, "BadResponse", detail))
 
     /** Sends one request; non-2xx answers become DockerErrors carrying the Engine's message. Not bounded: callers bound the whole call. */
     const send = (request: HttpClientRequest.HttpClientRequest, path: string) =>
