@@ -39,7 +39,7 @@ export interface ProbeProperty {
 }
 
 export const PROBE_SCRIPT = String.raw`
-import json, os, random, socket, struct, sys, threading, time
+import errno, json, os, random, selectors, socket, struct, sys, threading, time
 
 args = json.loads(sys.argv[1])
 
@@ -225,6 +225,39 @@ def verify(a):
         else:
             add("no direct route out", False, "route to " + ", ".join(found))
     reached = []
+    def note(target, err):
+        if err == 0:
+            reached.append("%s:%d (connected)" % (target["host"], target["port"]))
+        elif err == errno.ECONNREFUSED:
+            reached.append("%s:%d (refused: the host answered)" % (target["host"], target["port"]))
+    def addresses(targets):
+        # Every address at once from one thread (a busy host has hundreds; the probe may run 64 threads in all):
+        # non-blocking connects, watched together for one timeout.
+        sel = selectors.DefaultSelector()
+        for target in targets:
+            try:
+                s = socket.socket(socket.AF_INET6 if ":" in target["host"] else socket.AF_INET, socket.SOCK_STREAM)
+                s.setblocking(False)
+                err = s.connect_ex((target["host"], target["port"]))
+            except OSError:
+                continue
+            if err == errno.EINPROGRESS:
+                sel.register(s, selectors.EVENT_WRITE, target)
+            else:
+                note(target, err)
+                s.close()
+        end = time.time() + t
+        while sel.get_map() and time.time() < end:
+            for key, _ in sel.select(max(0, end - time.time())):
+                note(key.data, key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+    def literal(name):
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in name else socket.AF_INET, name)
+            return True
+        except OSError:
+            return False
     def host(target):
         address = resolve(target["host"], t)
         # A name that leads to the namespace's own loopback (Podman's host.containers.internal, pinned so) is not the host.
@@ -270,7 +303,9 @@ def verify(a):
     proxy_thread = threading.Thread(target=proxy)
     sidecar_threads = [threading.Thread(target=sidecar, args=(x,)) for x in a.get("sidecars", [])]
     threads = [proxy_thread, threading.Thread(target=routes), threading.Thread(target=ipv6)] + sidecar_threads
-    threads += [threading.Thread(target=host, args=(x,)) for x in a["hostTargets"]]
+    threads.append(threading.Thread(target=addresses, args=([x for x in a["hostTargets"] if literal(x["host"])],)))
+    # Names (host.docker.internal) are resolved first: a thread each, and there are few.
+    threads += [threading.Thread(target=host, args=(x,)) for x in a["hostTargets"] if not literal(x["host"])]
     threads += [threading.Thread(target=dns, args=(n,)) for n in a["dnsNames"]]
     # Every check runs at once and gets one timeout, plus a little: what has not answered by then did not answer.
     for th in threads:

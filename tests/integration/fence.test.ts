@@ -7,7 +7,7 @@
  *   `apply` stops an agent whose fence does not hold;
  * - a bottle with no allow list has no proxy and no way out at all.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -232,3 +232,38 @@ const probeIn = (container: string, dnsNames: ReadonlyArray<string>): { properti
 }
 
 import { PROBE_SCRIPT } from "../../src/resources/probeScript.js"
+
+describe.skipIf(!available)("the probe on a host with many addresses (100 bottles: hundreds of bridges)", () => {
+  /** The probe as verify runs it: its own container, at most 64 processes and threads. */
+  const probe = (hostTargets: ReadonlyArray<{ host: string; port: number }>) => {
+    const input = { mode: "verify", proxy: null, refusedHost: "verify.bottle.invalid", hostTargets, publicAddresses: ["1.1.1.1"], dnsNames: [], timeout: 1 }
+    const r = spawnSync("docker", ["run", "--rm", "--pids-limit", "64", "--memory", "64m", "--cap-drop", "ALL", "--user", "65534:65534", EGRESS_IMAGE, "python3", "-c", PROBE_SCRIPT, JSON.stringify(input)], { encoding: "utf8", timeout: 60_000 })
+    expect(r.stderr).not.toContain("can't start new thread")
+    return JSON.parse(r.stdout.trim().split("\n").pop() ?? "") as { properties: Array<{ name: string; ok: boolean; detail: string }> }
+  }
+  // Addresses on the default bridge's /16 that no container holds: nothing answers (no ARP reply), so every try
+  // waits out the timeout. (Outside addresses will not do: this machine's network answers for any of them.)
+  const bridge = () => docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Subnet}}")
+  const silent = () => {
+    const [a, b] = bridge().split(".")
+    return Array.from({ length: 300 }, (_, i) => ({ host: `${a}.${b}.${250 + (i % 5)}.${(i % 250) + 1}`, port: 20000 + i }))
+  }
+
+  it("tries every address at once within its 64 threads, and still gives its verdict in one timeout", () => {
+    ensureTestImages()
+    const t = Date.now()
+    expect(bridge()).toMatch(/\/16$/)
+    const v = probe(silent())
+    const hosts = v.properties.find((p) => p.name === "host and gateways unreachable")!
+    expect(hosts).toMatchObject({ ok: true, detail: "300 addresses tried, none answered" })
+    expect(Date.now() - t).toBeLessThan(15_000)
+  })
+
+  it("among them, still sees the one that answers (the default bridge's gateway refusing a port is the host answering)", () => {
+    const gateway = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
+    const v = probe([...silent(), { host: gateway, port: 1 }])
+    const hosts = v.properties.find((p) => p.name === "host and gateways unreachable")!
+    expect(hosts.ok).toBe(false)
+    expect(hosts.detail).toContain(`${gateway}:1 (refused: the host answered)`)
+  })
+})
