@@ -16,7 +16,8 @@ fi
 
 echo "docker engine: starting dockerd"
 mkdir -p /var/log
-nohup dockerd >/var/log/dockerd.log 2>&1 &
+# From /, not from this checkout: the daemon outlives it.
+(cd / && exec nohup dockerd >/var/log/dockerd.log 2>&1) &
 for _ in $(seq 1 60); do
   if engine_up; then echo "docker engine: up ($(docker version --format '{{.Server.Version}}'))"; exit 0; fi
   sleep 1

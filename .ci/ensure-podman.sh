@@ -67,14 +67,24 @@ fi
 
 # 3. the service ----------------------------------------------------------------
 answers() { [ -S "$SOCK" ] && [ "$(curl -s -m 5 --unix-socket "$SOCK" http://d/_ping 2>/dev/null)" = OK ]; }
+# A service started from a checkout that is gone since (an earlier clone's CI run) answers, but conmon cannot
+# start containers from a deleted working directory ("Failed to get working directory"): it is started anew.
+pidfile="$RUNDIR/podman-service.pid"
+if answers && [ -f "$pidfile" ] \
+    && readlink "/proc/$(cat "$pidfile")/cwd" 2>/dev/null | grep -q ' (deleted)$'; then
+  echo "podman: the running service's working directory is gone; restarting it"
+  kill "$(cat "$pidfile")" 2>/dev/null || true
+  for _ in $(seq 1 20); do answers || break; sleep 0.5; done
+fi
 if answers; then
   echo "podman: service already answering on $SOCK"
 else
   mkdir -p "$RUNDIR"
   rm -f "$SOCK"
   echo "podman: starting rootful 'podman system service' on $SOCK (log: $LOG)"
-  nohup setsid podman system service --time=0 "unix://$SOCK" >>"$LOG" 2>&1 </dev/null &
-  echo $! >"$RUNDIR/podman-service.pid"
+  # From /, not from this checkout: the service outlives it.
+  (cd / && exec nohup setsid podman system service --time=0 "unix://$SOCK" >>"$LOG" 2>&1 </dev/null) &
+  echo $! >"$pidfile"
   up=""
   for _ in $(seq 1 60); do if answers; then up=1; break; fi; sleep 1; done
   if [ -z "$up" ]; then
