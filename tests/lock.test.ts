@@ -124,6 +124,21 @@ describe("withLock", () => {
       expect(reports[0]).toMatch(new RegExp(`^took over the lock at .*: its holder \\(pid ${holder.pid} on .*'bottle apply'.*\\) is no longer running$`))
     }).pipe(Effect.scoped), 30_000)
 
+  it.live("a wait for a live holder can be cut short (a bad spec found meanwhile, Ctrl-C): at once, the holder's lock untouched", () =>
+    Effect.gen(function* () {
+      const h = home()
+      const held = JSON.stringify({ pid: process.ppid, host: hostname(), command: "bottle apply", since: "2026-11-23T00:00:00Z" })
+      writeFileSync(lockPath(h), held)
+      let ran = false
+      const waiting = yield* Effect.fork(withLock(h, "bottle apply", 60)(Effect.sync(() => { ran = true })))
+      yield* Effect.sleep("500 millis")
+      const started = Date.now()
+      yield* Fiber.interrupt(waiting)
+      expect(Date.now() - started).toBeLessThan(1000)
+      expect(ran).toBe(false)
+      expect(readFileSync(lockPath(h), "utf8")).toBe(held)
+    }))
+
   it.live("waits for a live holder, then gives up naming it", () =>
     Effect.gen(function* () {
       const h = home()

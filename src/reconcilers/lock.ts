@@ -291,7 +291,9 @@ export const withLock = (home: string, command: string, waitSeconds: number, onT
         }
         const waited = (Date.now() - started) / 1000
         if (waited >= waitSeconds) return yield* Effect.fail(new LockHeld({ path, holder: attempt.holder, waited: Math.round(waited) }))
-        yield* Effect.sleep("200 millis")
+        // Waiting may be interrupted (a spec found bad meanwhile, Ctrl-C): the lock is not held here. The step that
+        // takes it stays uninterruptible, so a lock taken is always released.
+        yield* Effect.interruptible(Effect.sleep("200 millis"))
       }
     })
     const release = Effect.sync(() => {
