@@ -20,7 +20,9 @@ import { bottle } from "./support/fixtures.js"
 const require = createRequire(import.meta.url)
 
 const ctx: KubernetesContext = { namespace: "bottle-default", tooling: "bottle/0.1.0", egressImage: undefined, proxyUser: "65534:65534", stateSize: "5Gi" }
-const ca = { certPem: "-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n", keyPem: "-----BEGIN PRIVATE KEY-----\nTESTKEY\n-----END PRIVATE KEY-----\n" }
+const certPem = "-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n"
+const hostCas = "-----BEGIN CERTIFICATE-----\nHOSTROOT\n-----END CERTIFICATE-----\n"
+const ca = { certPem, keyPem: "-----BEGIN PRIVATE KEY-----\nTESTKEY\n-----END PRIVATE KEY-----\n", bundlePem: `${hostCas}${certPem}` }
 
 const secret = (name: string, value: string, inject?: DesiredSecret["inject"]): DesiredSecret =>
   ({ name, value, digest: createHash("sha256").update(`test-key:${value}`).digest("hex"), inject })
@@ -162,6 +164,17 @@ describe("a bottle on Kubernetes", () => {
     expect(proxy!.spec.securityContext.runAsUser).toBe(65534)
     expect(agent!.spec.securityContext.runAsUser).toBe(1000)
     expect(agent!.spec.containers[0].resources.limits).toEqual({ memory: "2048Mi", cpu: "2" })
+  })
+
+  it("makes the agent trust its proxy's CA as on docker: Node adds the CA, every other client keeps the public roots too", () => {
+    const agent = podTemplates(byKind(manifests, "StatefulSet"))[0]!.spec.containers[0]
+    const env = Object.fromEntries(agent.env.map((e: { name: string; value?: string }) => [e.name, e.value]))
+    expect(env.NODE_EXTRA_CA_CERTS).toBe("/bottle/ca.pem")
+    for (const k of ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"]) expect(env[k], k).toBe("/bottle/ca-bundle.pem")
+    const files = byKind(manifests, "ConfigMap", "dev-agent-files")[0]!.data as Record<string, string>
+    expect(files["ca.pem"]).toBe(certPem)
+    expect(files["ca-bundle.pem"]).toContain("HOSTROOT")
+    expect(files["ca-bundle.pem"]).toContain("TESTCERT")
   })
 
   it("points the agent at its proxy last, so the spec's env cannot route around it", () => {

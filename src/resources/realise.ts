@@ -329,13 +329,15 @@ export const egressImageFor = (b: DesiredBottle, ctx: Pick<RealiseContext, "egre
 
 const HARDENING = { CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges:true"] } as const
 
+/** A sidecar's config files under `dir/`, as its config hash sees them: a secret by its digest, never its value. */
+const configFiles = (b: DesiredBottle, stateDir: StateDirSpec, dir: string) =>
+  Object.entries(stateDir.files).filter(([k]) => k.startsWith(`${dir}/`)).map(([k, f]) =>
+    [k, f.secret !== undefined ? b.secrets.find((x) => x.name === f.secret)!.digest : typeof f.content === "string" ? f.content : Buffer.from(f.content).toString("base64")])
+
 /** The egress proxy's image, command and config mount, for either proxy. */
 export const egressContainer = (b: DesiredBottle, ctx: RealiseContext, stateDir: StateDirSpec) => {
   const image = egressImageFor(b, ctx)
-  const configHash = hashOf([
-    ...Object.entries(stateDir.files).filter(([k]) => k.startsWith("egress/")).map(([k, f]) => [k, f.secret !== undefined ? b.secrets.find((x) => x.name === f.secret)!.digest : typeof f.content === "string" ? f.content : Buffer.from(f.content).toString("base64")]),
-    stateDir.ca, stateDir.upstreamTrust
-  ]).slice(0, 16)
+  const configHash = hashOf([...configFiles(b, stateDir, "egress"), stateDir.ca, stateDir.upstreamTrust]).slice(0, 16)
   const common = {
     Image: image,
     // The config text is part of the hash, so a changed allow list replaces the proxy.
@@ -483,8 +485,7 @@ export const realiseDocker = (b: DesiredBottle, ctx: RealiseContext, podman?: Po
   }
 
   /** A sidecar's config hash: its files under `dir/` (a secret by its digest), so a changed config replaces it. */
-  const filesHash = (dir: string) => hashOf(Object.entries(stateDir.files).filter(([k]) => k.startsWith(`${dir}/`)).map(([k, f]) =>
-    [k, f.secret !== undefined ? b.secrets.find((x) => x.name === f.secret)!.digest : typeof f.content === "string" ? f.content : Buffer.from(f.content).toString("base64")])).slice(0, 16)
+  const filesHash = (dir: string) => hashOf(configFiles(b, stateDir, dir)).slice(0, 16)
   const sidecarHost = (alias: string, image: string, extra: Record<string, unknown>, ip: string | undefined) => ({
     Image: image,
     User: ctx.proxyUser,
@@ -611,6 +612,9 @@ export const sidecarsOf = (b: { readonly git: unknown; readonly supervise: unkno
 /** Where the agent finds the bottle's CA (alone, for clients that add it to their own) and a bundle of it with the host's. */
 export const CA_FILE = `${AGENT_MOUNT}/ca.pem`
 export const CA_BUNDLE = `${AGENT_MOUNT}/ca-bundle.pem`
+/** What makes the agent's clients trust its proxy's CA: Node adds the CA to its own; the rest take the bundle (the host's CAs and it). */
+export const caEnv: ReadonlyArray<string> =
+  [`NODE_EXTRA_CA_CERTS=${CA_FILE}`, ...["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"].map((k) => `${k}=${CA_BUNDLE}`)]
 
 /**
  * The agent's environment: the spec's, its secrets (an injected one as a
@@ -626,7 +630,7 @@ export const agentEnv = (b: DesiredBottle, proxyHost: string | undefined): Reado
   ...(b.supervise !== undefined ? [`BOTTLE_SUPERVISE_URL=http://${SUPERVISE_ALIAS}:${SUPERVISE_PORT}/`] : []),
   ...(b.prompt !== undefined ? [`BOTTLE_PROMPT_FILE=${AGENT_MOUNT}/prompt.md`] : []),
   ...(b.skills.length > 0 ? [`BOTTLE_SKILLS_DIR=${AGENT_MOUNT}/skills`] : []),
-  ...(needsCa(b) ? [`NODE_EXTRA_CA_CERTS=${CA_FILE}`, `SSL_CERT_FILE=${CA_BUNDLE}`, `REQUESTS_CA_BUNDLE=${CA_BUNDLE}`, `GIT_SSL_CAINFO=${CA_BUNDLE}`, `CURL_CA_BUNDLE=${CA_BUNDLE}`] : []),
+  ...(needsCa(b) ? caEnv : []),
   ...(proxyHost !== undefined ? proxyEnv(proxyHost, sidecarsOf(b).map((x) => x.host)) : [])
 ]
 

@@ -19,7 +19,7 @@ import { EGRESS_ADDON, EGRESS_ADDON_FILE, EGRESS_POLICY_FILE } from "./egressAdd
 import { parseAllowList } from "./egressRules.js"
 import { hashOf } from "./hash.js"
 import { Bottle as BL, MANAGED_BY } from "./labels.js"
-import { EGRESS_PORT, egressImageFor, placeholderOf, renderEgressPolicy, renderPipelockConfig, type RealiseContext } from "./realise.js"
+import { AGENT_MOUNT, caEnv, EGRESS_PORT, egressImageFor, placeholderOf, proxyEnv, renderEgressPolicy, renderPipelockConfig, type RealiseContext } from "./realise.js"
 
 /** A Kubernetes object as bottle writes it (validated against Kubernetes' schemas in the tests). */
 export interface Manifest {
@@ -46,8 +46,11 @@ export interface KubernetesContext {
   readonly runtimeClassName?: string | undefined
   /** The workspace claim's size. */
   readonly stateSize: string
-  /** The bottle's own CA, when its proxy opens TLS to put a secret in (made by bottle, as for docker). */
-  readonly ca?: { readonly certPem: string; readonly keyPem: string } | undefined
+  /**
+   * The bottle's own CA, when its proxy opens TLS to put a secret in (made by bottle, as for docker), and the
+   * bundle the agent's clients trust: the host's CAs and this one, as the docker backend writes it.
+   */
+  readonly ca?: { readonly certPem: string; readonly keyPem: string; readonly bundlePem: string } | undefined
 }
 
 export const Applyset = {
@@ -231,7 +234,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
   }
   const agentFiles: Record<string, string> = {
     ...(b.prompt !== undefined ? { "prompt.md": b.prompt } : {}),
-    ...(ctx.ca !== undefined && injected.length > 0 ? { "ca.pem": ctx.ca.certPem } : {})
+    ...(ctx.ca !== undefined && injected.length > 0 ? { "ca.pem": ctx.ca.certPem, "ca-bundle.pem": ctx.ca.bundlePem } : {})
   }
   if (Object.keys(agentFiles).length > 0) out.push(make("v1", "ConfigMap", n.agentFiles, { data: agentFiles }))
 
@@ -300,8 +303,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
   }
 
   // ---- the agent ----
-  const proxyUrl = `http://${n.egress}:${EGRESS_PORT}`
-  const none = "localhost,127.0.0.1"
+  const asVar = (kv: string) => ({ name: kv.slice(0, kv.indexOf("=")), value: kv.slice(kv.indexOf("=") + 1) })
   const workdir = b.workdir ?? "/workspace"
   const env = [
     ...Object.keys(b.env).sort().map((name) => ({ name, value: b.env[name]! })),
@@ -310,12 +312,10 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
         ? { name: s.name, value: placeholderOf(s.name) }
         : { name: s.name, valueFrom: { secretKeyRef: { name: n.agentSecrets, key: s.name } } }),
     { name: "BOTTLE_NAME", value: b.name },
-    ...(b.prompt !== undefined ? [{ name: "BOTTLE_PROMPT_FILE", value: "/bottle/prompt.md" }] : []),
-    ...(ctx.ca !== undefined && injected.length > 0 ? ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "GIT_SSL_CAINFO", "CURL_CA_BUNDLE"].map((name) => ({ name, value: "/bottle/ca.pem" })) : []),
+    ...(b.prompt !== undefined ? [{ name: "BOTTLE_PROMPT_FILE", value: `${AGENT_MOUNT}/prompt.md` }] : []),
+    ...(ctx.ca !== undefined && injected.length > 0 ? caEnv.map(asVar) : []),
     // Last, so the spec cannot point the agent around its proxy.
-    ...(hasProxy
-      ? [["HTTPS_PROXY", proxyUrl], ["HTTP_PROXY", proxyUrl], ["https_proxy", proxyUrl], ["http_proxy", proxyUrl], ["NO_PROXY", none], ["no_proxy", none]].map(([name, value]) => ({ name: name!, value: value! }))
-      : [])
+    ...(hasProxy ? proxyEnv(n.egress).map(asVar) : [])
   ]
   const mem = `${Math.max(1, Math.floor(b.resources.memoryBytes / 1024 ** 2))}Mi`
   const agent = {
@@ -330,7 +330,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
     securityContext: containerHardening(false),
     volumeMounts: [
       { name: "state", mountPath: workdir },
-      ...(Object.keys(agentFiles).length > 0 ? [{ name: "files", mountPath: "/bottle", readOnly: true }] : [])
+      ...(Object.keys(agentFiles).length > 0 ? [{ name: "files", mountPath: AGENT_MOUNT, readOnly: true }] : [])
     ]
   }
   const agentTemplate = {
