@@ -537,3 +537,14 @@ describe("odd containers of a bottle's project", () => {
     ])
   })
 })
+
+describe("images bottle builds", () => {
+  it("two bottles built from the same context share one build, and both agents wait for it", () => {
+    const build = { context: "/home/u/repo/images/claude-code", dockerfile: "Dockerfile", args: {}, hash: "abc123" }
+    const image = "bottle-local/build:abc123"
+    const p = plan([bottle("a", { image, build }), bottle("b", { image, build })], observed(emptyWorld()), options())
+    const builds = p.actions.filter((a) => a._tag === "BuildImage")
+    expect(builds.map((a) => a.resource)).toEqual([image])
+    for (const name of ["a", "b"]) expect(ancestors(p.actions, find(p.actions, "CreateContainer", `claude-bottle-${name}-agent-1`)).has(builds[0]!.id)).toBe(true)
+  })
+})

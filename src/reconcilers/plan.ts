@@ -9,7 +9,7 @@
  * 6. only what bottle made is removed: a state dir needs metadata naming this prefix.
  * 7. what fences a bottle is compared as observed (src/resources/fence.ts): a difference is drift, repaired by replacement.
  */
-import type { DesiredBottle } from "../resources/desired.js"
+import type { DesiredBottle, DesiredBuild } from "../resources/desired.js"
 import { desiredFacts, fenceDrift, networkDrift } from "../resources/fence.js"
 import { changedFields } from "../resources/hash.js"
 import { normaliseImageRef } from "../resources/imageRef.js"
@@ -481,17 +481,12 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
     ctx.out.add(Action.RemoveNetwork({ bottle: b.name, resource: n.name, id: `RemoveNetwork:${n.name}:${n.id.slice(0, 12)}`, cause: "not in spec", after: [...strayServiceRemovals, ...preRemovals], networkId: n.id, replaced: false }))
   }
 
-  // An image bottle builds is made before the agent that runs it, unless the Engine has it already (same tag: same context).
-  const built = b.build !== undefined && ctx.images[normaliseImageRef(b.image)] === undefined
-    ? ctx.out.add(Action.BuildImage({ bottle: b.name, resource: b.image, id: `BuildImage:${b.image}`, cause: "its context changed (or was never built)", after: [], build: b.build }))
-    : undefined
-  // So are the images of sidecars bottle builds from its own recipes (once, whichever bottles use them).
+  // An image bottle builds is made before the agent that runs it, and so are the images of sidecars bottle builds from its own recipes.
+  const built = planBuild(ctx, b.name, b.image, b.build, "its context changed (or was never built)")
   const sidecarBuilds: Partial<Record<string, string>> = {}
   for (const [service, side] of [["git", b.git], ["supervise", b.supervise]] as const) {
-    if (side === undefined || side.build === undefined || ctx.images[normaliseImageRef(side.image)] !== undefined) continue
-    const id = `BuildImage:${side.image}`
-    if (!ctx.out.has(id)) ctx.out.add(Action.BuildImage({ bottle: b.name, resource: side.image, id, cause: `bottle's ${service} image (from its recipe) is not built yet`, after: [], build: side.build }))
-    sidecarBuilds[service] = id
+    const id = side !== undefined ? planBuild(ctx, b.name, side.image, side.build, `bottle's ${service} image (from its recipe) is not built yet`) : undefined
+    if (id !== undefined) sidecarBuilds[service] = id
   }
   let previousStart: string | undefined
   let awaitReady: AwaitReady | undefined
@@ -512,6 +507,17 @@ const planDockerBottle = (ctx: UpContext, b: DesiredBottle, r: ReturnType<typeof
   }
   // Whatever was started is proven before apply calls it done; a bottle not touched is verified on demand (bottle verify).
   if (starts.length > 0 && agentRuns) planVerify(ctx, b.name, r.verify, starts)
+}
+
+/**
+ * An image bottle builds, unless the Engine has it already (its tag is the hash of what the build sees: same tag,
+ * same image). Once per plan, whichever bottles use it. Returns the id what runs it waits for.
+ */
+const planBuild = (ctx: UpContext, bottle: string, image: string, build: DesiredBuild | undefined, cause: string): string | undefined => {
+  if (build === undefined || ctx.images[normaliseImageRef(image)] !== undefined) return undefined
+  const id = `BuildImage:${image}`
+  if (!ctx.out.has(id)) ctx.out.add(Action.BuildImage({ bottle, resource: image, id, cause, after: [], build }))
+  return id
 }
 
 const planVerify = (ctx: UpContext, bottle: string, spec: VerifySpec, after: ReadonlyArray<string>) =>
