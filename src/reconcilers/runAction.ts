@@ -331,15 +331,8 @@ export const writeStateDir = async (spec: StateDirSpec, prefix: string): Promise
     }
   }
   for (const m of spec.managed) if ((await kind(`${root}/${m}`)) === "dir") await prune(m)
-  for (const [rel, f] of Object.entries(spec.files)) {
-    const target = `${root}/${rel}`
-    if ((await kind(target)) === "symlink") await rm(target)
-    const tmp = `${target}.tmp-${process.pid}`
-    await writeFile(tmp, f.content, { mode: f.mode })
-    await chmod(tmp, f.mode)
-    await rename(tmp, target)
-  }
-  const writeFileAtomically = async (rel: string, content: string, mode: number) => {
+  /** Written whole, then renamed into place; a symlink where the file belongs is removed, never written through. */
+  const writeFileAtomically = async (rel: string, content: string | Uint8Array, mode: number) => {
     const target = `${root}/${rel}`
     if ((await kind(target)) === "symlink") await rm(target)
     const tmp = `${target}.tmp-${process.pid}`
@@ -347,6 +340,7 @@ export const writeStateDir = async (spec: StateDirSpec, prefix: string): Promise
     await chmod(tmp, mode)
     await rename(tmp, target)
   }
+  for (const [rel, f] of Object.entries(spec.files)) await writeFileAtomically(rel, f.content, f.mode)
   if (spec.ca) {
     // Made once and kept: a new CA at every apply would break what the agent already trusts.
     let ca = await readBounded(`${root}/${GENERATED_FILES.caKey}`)
