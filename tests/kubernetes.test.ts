@@ -3,7 +3,7 @@
  * kubectl's ApplySet id, every object valid against Kubernetes' own schemas
  * (kubernetes-models), the fence applied before anything runs, secrets kept
  * out of every pod spec and annotation, the docker backend's hardening, and
- * a golden rendering. Not yet wired to a backend (issue #11 stays open).
+ * a golden rendering; and the backend's planning over a snapshot (pure).
  */
 import { createHash } from "node:crypto"
 import { createRequire } from "node:module"
@@ -15,7 +15,10 @@ import {
   Applyset, applysetId, applysetParent, CONFIG_HASH, groupKinds, NON_PUBLIC_V4, parentRef, realiseKubernetes, ROLE_LABEL,
   type KubernetesContext, type Manifest
 } from "../src/resources/realiseKubernetes.js"
-import { bottle } from "./support/fixtures.js"
+import { objectDrift, subsetDrift } from "../src/reconcilers/backends/kubernetes.js"
+import { plan } from "../src/reconcilers/plan.js"
+import type { ObservedObject } from "../src/resources/observed.js"
+import { bottle, emptyWorld, observed, options, ours } from "./support/fixtures.js"
 
 const require = createRequire(import.meta.url)
 
@@ -220,5 +223,44 @@ describe("a bottle on Kubernetes", () => {
   it("renders as the golden file says (a change here is a change to what lands on a cluster)", async () => {
     const all = [...manifests, applysetParent("default", ctx, manifests)]
     await expect(all.map((m) => stringify(m)).join("---\n")).toMatchFileSnapshot("golden/kubernetes-bottle.yaml")
+  })
+})
+
+describe("the kubernetes backend's planning", () => {
+  const live = (m: Manifest, body: Record<string, unknown>): ObservedObject => ({
+    apiVersion: m.apiVersion, kind: m.kind, namespace: m.metadata.namespace, name: m.metadata.name, uid: "u1",
+    labels: m.metadata.labels, annotations: m.metadata.annotations, deleting: false, body
+  })
+  const sts = realiseKubernetes(bottle("dev", { egressAllow: ["api.anthropic.com"], resources: { cpus: 0.5, memoryBytes: 2 * 1024 ** 3, pids: 512 } }), ctx)
+    .manifests.find((m) => m.kind === "StatefulSet")!
+  const { apiVersion: _a, kind: _k, metadata: _m, ...body } = sts
+
+  it("compares what bottle applied as the API reports it: defaults added are no drift, quantities by value", () => {
+    const reported = structuredClone(body) as any
+    const c = reported.spec.template.spec.containers[0]
+    c.terminationMessagePath = "/dev/termination-log"
+    c.imagePullPolicy = "IfNotPresent"
+    c.resources.limits.cpu = "500m"
+    c.resources.limits.memory = "2Gi"
+    reported.spec.template.spec.restartPolicy = "Always"
+    expect(objectDrift(sts, live(sts, reported))).toBeUndefined()
+  })
+
+  it("names the first field someone changed, and a list grown by one", () => {
+    const reported = structuredClone(body) as any
+    reported.spec.template.spec.containers[0].securityContext.capabilities.drop = []
+    expect(objectDrift(sts, live(sts, reported))).toBe("drift: spec.template.spec.containers[0].securityContext.capabilities.drop has 0 entries (want 1)")
+    expect(subsetDrift({ ingress: [] }, { ingress: [{ from: [] }] }, "")).toBe(".ingress is not empty")
+    expect(subsetDrift({ a: { b: "x" } }, {}, "")).toBe(".a is missing")
+  })
+
+  it("a Kubernetes observer that failed keeps every state dir and blocks the bottles there, and leaves docker's planning alone", () => {
+    const w = { ...emptyWorld(), dirs: [{ name: "kb", path: "/s/kb", metadata: { ...ours("kb"), backend: "kubernetes", namespace: "bottle-default" }, preserve: false }, { name: "gone", path: "/s/gone", metadata: ours("gone"), preserve: false }] }
+    const o = { ...observed(w), kubernetes: { _tag: "Failed" as const, source: "kubernetes", error: "timeout" } }
+    const p = plan([bottle("kc", { backend: "kubernetes", kubernetes: { namespace: "bottle-default", runtimeClassName: undefined } }), bottle("dk")], o, options("all"))
+    expect(p.partial).toEqual([{ source: "kubernetes", error: "timeout" }])
+    expect(p.actions.filter((a) => a._tag === "RemoveStateDir")).toEqual([])
+    expect(p.actions.find((a) => a.id === "Blocked:bottle:kc")).toMatchObject({ rule: "observation incomplete" })
+    expect(p.actions.some((a) => a._tag === "CreateContainer" && a.bottle === "dk")).toBe(true)
   })
 })

@@ -4,12 +4,12 @@ import { Effect } from "effect"
 import { isMutating } from "../reconcilers/actions.js"
 import { planJson, renderPlan } from "../reconcilers/render.js"
 import { exitWith } from "./exit.js"
-import { files, output, prune, set } from "./options.js"
+import { context, files, output, prune, set } from "./options.js"
 import { err, json, out, style } from "./output.js"
 import { loadDesired, needsAttention, observeAndPlan } from "./pipeline.js"
 import { SettingsTag } from "./settings.js"
 
-export const diff = Command.make("diff", { files, prune, set, output }, (o) =>
+export const diff = Command.make("diff", { files, prune, set, output, context }, (o) =>
   Effect.gen(function* () {
     if (o.files.length === 0 && !o.prune) {
       err("error: diff needs at least one -f spec file or directory; diff --prune alone previews a full cleanup")
@@ -18,7 +18,7 @@ export const diff = Command.make("diff", { files, prune, set, output }, (o) =>
     const settings = yield* SettingsTag
     // Without a spec, --prune is the preview of `reconcile --prune`: the desired set is empty, every set is in scope.
     const prune = o.files.length === 0 ? "all" : o.prune ? "set" : "none"
-    const p = yield* observeAndPlan(settings, loadDesired(settings, o.files, o.set), { files: o.files, set: o.set, prune, output: o.output })
+    const { plan: p } = yield* observeAndPlan(settings, loadDesired(settings, o.files, o.set), { context: o.context, files: o.files, set: o.set, prune, output: o.output })
     if (o.output === "json") json(planJson(p))
     else out(renderPlan(p, style()))
     if (needsAttention(p)) return yield* Effect.fail(exitWith(2))

@@ -37,3 +37,9 @@ export const concurrency = Options.integer("concurrency").pipe(
   Options.withDefault(8),
   Options.withDescription("actions run at once (1-64)")
 )
+
+export const context = Options.text("context").pipe(
+  Options.withDescription("the kubeconfig context for bottles on Kubernetes (default: its current-context)"),
+  Options.optional,
+  Options.map((c) => (c._tag === "Some" ? c.value : undefined))
+)

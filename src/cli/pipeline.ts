@@ -10,7 +10,7 @@ import type { Settings } from "../resources/settings.js"
 import { isDestructive, isMutating, type Plan } from "../reconcilers/actions.js"
 import { execute } from "../reconcilers/execute.js"
 import { withLock } from "../reconcilers/lock.js"
-import { plan as makePlan, type PruneScope } from "../reconcilers/plan.js"
+import { DEFAULT_KUBERNETES, plan as makePlan, type PruneScope } from "../reconcilers/plan.js"
 import { actionJson, planJson, renderPlan, renderReportSummary, renderResult } from "../reconcilers/render.js"
 import { hasFailures } from "../reconcilers/report.js"
 import { makeRunner } from "../reconcilers/runAction.js"
@@ -18,9 +18,13 @@ import { Confirm } from "./confirm.js"
 import { Interruption } from "./interrupt.js"
 import { exitWith } from "./exit.js"
 import { err, json, out, style } from "./output.js"
+import { kubeAccess, kubeNamespaces, withKube } from "./kube.js"
 import { SettingsTag } from "./settings.js"
+import { VERSION } from "./version.js"
 
 export interface PlanRequest {
+  /** The kubeconfig context (`--context`), for bottles on Kubernetes. */
+  readonly context?: string | undefined
   readonly files: ReadonlyArray<string>
   readonly set: string
   readonly prune: PruneScope
@@ -51,20 +55,29 @@ export const runnerOptions = (settings: Settings) => ({
  */
 export const observeAndPlan = <E, R>(settings: Settings, load: Effect.Effect<ReadonlyArray<DesiredBottle>, E, R>, req: PlanRequest) =>
   Effect.gen(function* () {
-    const [desired, observed] = yield* Effect.all([load, observe(settings)], { concurrency: 2 })
-    if (observed.docker._tag === "Failed") {
-      if (req.output === "json") json({ error: observed.docker.error, endpoint: settings.docker.display })
-      else err(`error: ${observed.docker.error}\nNothing was changed.`)
+    const [desired, local] = yield* Effect.all([load, observe(settings)], { concurrency: 2 })
+    if (local.docker._tag === "Failed") {
+      if (req.output === "json") json({ error: local.docker.error, endpoint: settings.docker.display })
+      else err(`error: ${local.docker.error}\nNothing was changed.`)
       return yield* Effect.fail(exitWith(2))
     }
+    const kube = kubeAccess(settings, req.context, kubeNamespaces(desired, local))
+    // A spec that puts a bottle on Kubernetes with a kubeconfig bottle cannot use is bad input: nothing is done.
+    if (kube._tag === "Unusable" && desired.some((b) => b.backend === "kubernetes")) {
+      if (req.output === "json") json({ error: kube.error })
+      else err(`error: ${kube.error}\nNothing was changed.`)
+      return yield* Effect.fail(exitWith(2))
+    }
+    const observed = yield* withKube(local, kube)
     const p: Plan = makePlan(desired, observed, {
       names: settings.names,
       realise: realiseContext(settings),
       subnetPool: settings.subnetPool,
       set: req.set,
-      prune: req.prune
+      prune: req.prune,
+      kubernetes: { tooling: `bottle/v${VERSION}`, stateSize: DEFAULT_KUBERNETES.stateSize }
     })
-    return p
+    return { plan: p, kube }
   })
 
 /** Blocked entries that need the user (not safety rules doing their job) and partial snapshots are errors. */
@@ -87,7 +100,7 @@ export const mutate = (req: MutateRequest) =>
     const s = style()
 
     const body = Effect.gen(function* () {
-      const p = yield* observeAndPlan(settings, Fiber.join(loading), req)
+      const { plan: p, kube } = yield* observeAndPlan(settings, Fiber.join(loading), req)
       const mutating = p.actions.filter(isMutating)
       if (req.output === "table") out(renderPlan(p, s))
       const attention = needsAttention(p)
@@ -118,7 +131,7 @@ export const mutate = (req: MutateRequest) =>
           return
         }
       }
-      const run = yield* makeRunner(runnerOptions(settings))
+      const run = yield* (kube._tag === "Ready" ? makeRunner(runnerOptions(settings)).pipe(Effect.provide(kube.layer)) : makeRunner(runnerOptions(settings)))
       yield* interruption.executing
       const report = yield* execute(p, run, {
         concurrency: req.concurrency,

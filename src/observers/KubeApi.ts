@@ -1,6 +1,5 @@
 /**
- * A thin Kubernetes API client for what a Kubernetes backend needs (issue
- * #11; not wired to a backend yet): discovery, LIST with a label selector,
+ * A thin Kubernetes API client for what the Kubernetes backend needs: discovery, LIST with a label selector,
  * server-side apply (fieldManager bottle, never forced), DELETE with a UID
  * precondition. Spoken with @effect/platform's HTTP client, answers decoded
  * with effect/Schema, every call bounded as a whole.
@@ -90,6 +89,8 @@ export interface KubeApiShape {
   readonly server: string
   /** Whether the API serves this group/version (a 404 is "no"; any other failure is an error). */
   readonly serves: (groupVersion: string) => Effect.Effect<ReadonlyArray<string>, KubeError>
+  /** Whether the namespace exists (bottle never makes one). */
+  readonly namespaceExists: (name: string) => Effect.Effect<boolean, KubeError>
   readonly list: (r: ResourceRef, namespace: string, labelSelector: string) => Effect.Effect<ReadonlyArray<KubeObject>, KubeError>
   readonly get: (r: ResourceRef, namespace: string, name: string) => Effect.Effect<KubeObject, KubeError>
   /** Server-side apply of one manifest, never forced: a conflict fails with the other managers named. */
@@ -152,6 +153,11 @@ const make = (opts: KubeApiOptions) =>
           Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed([] as ReadonlyArray<string>))
         )
       },
+      namespaceExists: (name) =>
+        call("GET", `/api/v1/namespaces/${encodeURIComponent(name)}`, KubeObjectSchema).pipe(
+          Effect.as(true),
+          Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(false))
+        ),
       list: (r, ns, selector) =>
         call("GET", `${collectionPath(r, ns)}?labelSelector=${encodeURIComponent(selector)}`, KubeList).pipe(
           Effect.flatMap(({ value, json }) => {

@@ -11,7 +11,7 @@ import type { IgnoredStateEntry, ObservedStateDir, Source, StateDirMetadata, Sta
 
 const str = Schema.optional(Schema.String)
 /** bottle's own metadata.json. */
-const Metadata = Schema.Struct({ managedBy: str, prefix: str, name: str, backend: str, set: str, specHash: str, createdAt: str })
+const Metadata = Schema.Struct({ managedBy: str, prefix: str, name: str, backend: str, set: str, specHash: str, createdAt: str, namespace: str })
 /** The older tool's metadata.json (exact types unknown: only strings are taken). */
 const LegacyMetadata = Schema.Struct({ compose_project: str, identity: str, agent_name: str, backend: str })
 

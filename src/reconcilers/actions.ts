@@ -2,6 +2,7 @@
 import { Data } from "effect"
 import type { DesiredBuild } from "../resources/desired.js"
 import type { ContainerSpec, NetworkSpec, ReadySpec, StateDirSpec, VerifySpec } from "../resources/realise.js"
+import type { Manifest } from "../resources/realiseKubernetes.js"
 import type { MachineSpec } from "../resources/realiseSmolmachines.js"
 
 /**
@@ -13,7 +14,7 @@ export interface AwaitReady {
   readonly ready: ReadySpec
 }
 
-export type ResourceKind = "bottle" | "network" | "container" | "volume" | "machine" | "state dir" | "image"
+export type ResourceKind = "bottle" | "network" | "container" | "volume" | "machine" | "state dir" | "image" | "object"
 
 interface Common {
   /** Unique within a plan; what `after` refers to. */
@@ -47,6 +48,13 @@ export type Action = Data.TaggedEnum<{
   DeleteMachine: Common & { readonly replaced: boolean }
   EnsureStateDir: Common & { readonly spec: StateDirSpec; readonly exists: boolean }
   RemoveStateDir: Common & { readonly root: string; readonly name: string }
+  /**
+   * Server-side apply of one Kubernetes object (fieldManager bottle, never forced). `create`: it was not
+   * there when observed, so the runner first makes sure nothing of someone else's took the name since.
+   */
+  ApplyObject: Common & { readonly manifest: Manifest; readonly create: boolean }
+  /** Deletes exactly the object observed (a UID precondition): one made anew under its name is left alone. */
+  DeleteObject: Common & { readonly apiVersion: string; readonly objectKind: string; readonly namespace: string; readonly name: string; readonly uid: string }
   /** Build the agent's image from its context through the Engine, tagged by what the build sees. */
   BuildImage: Common & { readonly build: DesiredBuild }
   /** Probe a bottle's fence from inside its agent's network namespace; on failure the agent is stopped. */
@@ -88,6 +96,9 @@ export const kindOf = (a: Action): ResourceKind => {
       return "state dir"
     case "VerifyBottle":
       return "bottle"
+    case "ApplyObject":
+    case "DeleteObject":
+      return "object"
     case "BuildImage":
       return "image"
     case "Unchanged":
@@ -99,7 +110,7 @@ export const kindOf = (a: Action): ResourceKind => {
 /** Whether the action deletes something (the y/N question is asked for these). */
 export const isDestructive = (a: Action): boolean =>
   a._tag === "RemoveNetwork" || (a._tag === "RemoveContainer" && !(a.replaced && a.neverRan === true)) || a._tag === "RemoveVolume" ||
-  a._tag === "DeleteMachine" || a._tag === "StopMachine" || a._tag === "RemoveStateDir"
+  a._tag === "DeleteMachine" || a._tag === "StopMachine" || a._tag === "RemoveStateDir" || a._tag === "DeleteObject"
 
 export interface Plan {
   readonly actions: ReadonlyArray<Action>

@@ -25,6 +25,10 @@ const symbolOf = (a: Action, s: Style): string | undefined => {
       return a.replaces ? s.yellow("-/+") : s.green("+")
     case "BuildImage":
       return s.green("+")
+    case "ApplyObject":
+      return a.create ? s.green("+") : s.yellow("~")
+    case "DeleteObject":
+      return s.red("-")
     case "EnsureStateDir":
       return a.exists ? s.yellow("~") : s.green("+")
     case "StartContainer":

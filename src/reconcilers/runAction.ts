@@ -4,10 +4,12 @@
  */
 import { chmod, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises"
 import { FileSystem } from "@effect/platform"
-import { Data, Effect, Either, Schedule } from "effect"
+import { Data, Effect, Either, Option, Schedule } from "effect"
 import { DockerEngine, type DockerError, type Endpoint } from "../observers/DockerEngine.js"
 import { buildImage, execCapture } from "../observers/DockerStreams.js"
+import { KubeApi, refOf, type KubeApiShape, type KubeError } from "../observers/KubeApi.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
+import { Applyset } from "../resources/realiseKubernetes.js"
 import { readMetadata } from "../observers/stateObserver.js"
 import { readBoundedFile } from "../resources/hostPaths.js"
 import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
@@ -33,7 +35,14 @@ export class FenceBroken extends Data.TaggedError("FenceBroken")<{ readonly bott
   }
 }
 
-type RunError = DockerError | SmolvmError | StateDirError | ProbeError | FenceBroken
+/** A Kubernetes action refused before it was sent (a name taken by someone else's object, no cluster configured). */
+export class KubeRefused extends Data.TaggedError("KubeRefused")<{ readonly resource: string; readonly detail: string }> {
+  override get message(): string {
+    return `${this.resource}: ${this.detail}`
+  }
+}
+
+type RunError = DockerError | SmolvmError | StateDirError | ProbeError | FenceBroken | KubeError | KubeRefused
 
 export interface RunnerOptions {
   /** Progress of image pulls and similar, for the person watching. */
@@ -57,6 +66,7 @@ export const makeRunner = (opts: RunnerOptions) =>
     const docker = yield* DockerEngine
     const smolvm = yield* Smolvm
     const fs = yield* FileSystem.FileSystem
+    const kube = yield* Effect.serviceOption(KubeApi)
 
     const fsError = (path: string) => (e: { readonly message: string }) => new StateDirError({ path, detail: e.message })
     const gone = <A, E extends { readonly _tag: string; readonly reason: string }>(eff: Effect.Effect<A, E>) =>
@@ -266,6 +276,45 @@ export const makeRunner = (opts: RunnerOptions) =>
         return verdictText(verdict)
       })
 
+    const withKube = <A>(resource: string, f: (api: KubeApiShape) => Effect.Effect<A, KubeError | KubeRefused>) =>
+      Option.match(kube, {
+        onNone: () => Effect.fail(new KubeRefused({ resource, detail: "no Kubernetes cluster is configured for this command" })),
+        onSome: f
+      })
+
+    /** Server-side apply; a create first makes sure the name was not taken since, by an object not of this set. */
+    const applyObject = (a: Extract<Action, { _tag: "ApplyObject" }>) =>
+      withKube(a.resource, (api) =>
+        Effect.gen(function* () {
+          const m = a.manifest
+          const ref = refOf(m.apiVersion, m.kind)
+          if (ref === undefined) return yield* Effect.fail(new KubeRefused({ resource: a.resource, detail: `bottle does not apply ${m.apiVersion} ${m.kind}` }))
+          if (a.create) {
+            const live = yield* api.get(ref, m.metadata.namespace, m.metadata.name).pipe(
+              Effect.map(Option.some),
+              Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(Option.none()))
+            )
+            const mark = (l: Readonly<Record<string, string>> | null | undefined) => l?.[Applyset.partOf] ?? l?.[Applyset.id]
+            const want = mark(m.metadata.labels)
+            if (Option.isSome(live) && mark(live.value.metadata.labels) !== want) {
+              return yield* Effect.fail(new KubeRefused({ resource: a.resource, detail: "exists and is not bottle's (it is not of this set's ApplySet); bottle leaves it alone: rename the bottle, or remove it yourself" }))
+            }
+          }
+          yield* api.apply(m)
+        })
+      )
+
+    const deleteObject = (a: Extract<Action, { _tag: "DeleteObject" }>) =>
+      withKube(a.resource, (api) => {
+        const ref = refOf(a.apiVersion, a.objectKind)
+        if (ref === undefined) return Effect.fail(new KubeRefused({ resource: a.resource, detail: `bottle does not delete ${a.apiVersion} ${a.objectKind}` }))
+        return api.remove(ref, a.namespace, a.name, a.uid).pipe(
+          // Already gone is success; one made anew under the name since it was observed is not the one bottle meant.
+          Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void),
+          Effect.catchIf((e) => e.reason === "Conflict", () => Effect.fail(new KubeRefused({ resource: a.resource, detail: "was made anew since it was observed (another UID); bottle leaves it alone" })))
+        )
+      })
+
     const run = (a: Action): Effect.Effect<string | void, RunError> => {
       switch (a._tag) {
         case "CreateNetwork": return createNetwork(a)
@@ -282,6 +331,8 @@ export const makeRunner = (opts: RunnerOptions) =>
         case "RemoveStateDir": return removeStateDir(a)
         case "VerifyBottle": return verifyBottle(a)
         case "BuildImage": return buildAgentImage(a)
+        case "ApplyObject": return applyObject(a)
+        case "DeleteObject": return deleteObject(a)
         case "Unchanged":
         case "Blocked":
           return Effect.void

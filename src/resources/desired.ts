@@ -1,7 +1,7 @@
 /** The desired world: bottles as the spec files ask for them, host paths read. */
 import type { CopiedTree } from "./hostPaths.js"
 
-export type Backend = "docker" | "smolmachines"
+export type Backend = "docker" | "smolmachines" | "kubernetes"
 export type EgressProxy = "mitmproxy" | "pipelock"
 
 export interface DesiredResources {
@@ -45,6 +45,8 @@ export interface DesiredBottle {
   readonly git: DesiredGit | undefined
   /** The supervisor sidecar (spec.supervise). */
   readonly supervise: DesiredSupervise | undefined
+  /** Where a Kubernetes bottle goes (undefined on the other backends). */
+  readonly kubernetes?: { readonly namespace: string; readonly runtimeClassName: string | undefined } | undefined
   readonly source: { readonly file: string; readonly line: number }
 }
 

@@ -194,6 +194,32 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
         }
         seen.set(name, { file, line: namePos.line })
 
+        for (const field of ["namespace", "runtimeClassName"] as const) {
+          if (b.spec[field] !== undefined && b.spec.backend !== "kubernetes") {
+            const p = at(["spec", field])
+            problem(file, "only the kubernetes backend has this field", p.line, p.column, `spec.${field}`)
+          }
+        }
+        if (b.spec.backend === "kubernetes") {
+          const onCluster: ReadonlyArray<readonly [string, boolean, string]> = [
+            ["workspace", b.spec.workspace !== undefined, "a host directory cannot be mounted into a cluster's pod (the workspace is a PersistentVolumeClaim)"],
+            ["build", b.spec.build !== undefined, "bottle builds images on a Docker Engine only; name an image the cluster can pull with image:"],
+            ["git", b.spec.git !== undefined, "the git gate runs on the docker backend only (for now)"],
+            ["supervise", b.spec.supervise === true, "the supervisor runs on the docker backend only (for now)"],
+            ["skills", (b.spec.skills?.length ?? 0) > 0, "skills are not carried to a cluster yet"],
+            ["user", b.spec.user !== undefined && !/^[0-9]+(:[0-9]+)?$/.test(b.spec.user), "a pod runs as a numeric uid[:gid] (runAsUser)"]
+          ]
+          for (const [field, bad, why] of onCluster) {
+            if (!bad) continue
+            const p = at(["spec", field])
+            problem(file, `not supported by the kubernetes backend: ${why}`, p.line, p.column, `spec.${field}`)
+          }
+          for (const [secretName, sec] of Object.entries(b.spec.secrets ?? {})) {
+            if (sec.inject === undefined) continue
+            const p = at(["spec", "secrets", secretName, "inject"])
+            problem(file, "not supported by the kubernetes backend yet: the proxy's CA for injection is made on the docker backend only; give the secret to the agent (no inject)", p.line, p.column, `spec.secrets.${secretName}.inject`)
+          }
+        }
         if (b.spec.backend === "smolmachines" && b.spec.command !== undefined) {
           const p = at(["spec", "command"])
           problem(file, "not supported by the smolmachines backend: smolvm runs the image's own entrypoint", p.line, p.column, "spec.command")
@@ -375,6 +401,7 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
           build,
           git,
           supervise,
+          ...(b.spec.backend === "kubernetes" ? { kubernetes: { namespace: b.spec.namespace ?? `bottle-${set}`, runtimeClassName: b.spec.runtimeClassName } } : {}),
           source: { file, line: doc.position.line }
         })
       }

@@ -61,6 +61,8 @@ export interface StateDirMetadata {
   readonly set?: string
   readonly specHash?: string
   readonly createdAt?: string
+  /** Kubernetes: the namespace its objects are in. */
+  readonly namespace?: string
 }
 
 export interface ObservedStateDir {
@@ -113,6 +115,32 @@ export interface StateSnapshot {
   readonly ignored: ReadonlyArray<IgnoredStateEntry>
 }
 
+/** A Kubernetes object as bottle lists it: what ownership, drift and deletion need. */
+export interface ObservedObject {
+  readonly apiVersion: string
+  readonly kind: string
+  readonly namespace: string
+  readonly name: string
+  readonly uid: string
+  readonly labels: Readonly<Record<string, string>>
+  readonly annotations: Readonly<Record<string, string>>
+  readonly deleting: boolean
+  /** The rest of it (spec, data, status), compared against what bottle applies. */
+  readonly body: Readonly<Record<string, unknown>>
+}
+
+export interface KubeSnapshot {
+  /** The kubeconfig context and API server asked. */
+  readonly context: string
+  readonly server: string
+  /** The namespaces looked in, and whether each exists (bottle never makes one). */
+  readonly namespaces: ReadonlyArray<{ readonly name: string; readonly exists: boolean }>
+  /** bottle's objects in them, ApplySet parents included. */
+  readonly objects: ReadonlyArray<ObservedObject>
+  /** Whether the cluster serves agent-sandbox's Sandbox API. */
+  readonly sandboxApi: boolean
+}
+
 /** What one observer returned: its snapshot, its failure, or that its backend is not installed. */
 export type Source<A> =
   | { readonly _tag: "Ok"; readonly value: A }
@@ -123,10 +151,12 @@ export interface Observed {
   readonly docker: Source<DockerSnapshot>
   readonly smolvm: Source<SmolvmSnapshot>
   readonly state: Source<StateSnapshot>
+  /** Asked only when a bottle is (or was) on Kubernetes; undefined: not asked, nothing there of bottle's is known. */
+  readonly kubernetes?: Source<KubeSnapshot>
 }
 
 export const ok = <A>(value: A): Source<A> => ({ _tag: "Ok", value })
 
 /** The observers that failed: any one makes the snapshot partial. */
 export const failures = (o: Observed): ReadonlyArray<{ source: string; error: string }> =>
-  [o.docker, o.smolvm, o.state].flatMap((s) => (s._tag === "Failed" ? [{ source: s.source, error: s.error }] : []))
+  [o.docker, o.smolvm, o.state, ...(o.kubernetes !== undefined ? [o.kubernetes] : [])].flatMap((s) => (s._tag === "Failed" ? [{ source: s.source, error: s.error }] : []))

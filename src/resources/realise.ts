@@ -135,6 +135,8 @@ export interface StateMetadata {
   readonly backend: string
   readonly set: string
   readonly specHash: string
+  /** Kubernetes: where its objects are, so a later `reconcile --prune` finds them without its spec. */
+  readonly namespace?: string
 }
 
 /** How to prove a bottle's fence from inside its agent's network namespace. */

@@ -19,7 +19,20 @@ import { EGRESS_ADDON, EGRESS_ADDON_FILE, EGRESS_POLICY_FILE } from "./egressAdd
 import { parseAllowList } from "./egressRules.js"
 import { hashOf } from "./hash.js"
 import { Bottle as BL, MANAGED_BY } from "./labels.js"
-import { AGENT_MOUNT, caEnv, EGRESS_PORT, egressImageFor, placeholderOf, proxyEnv, renderEgressPolicy, renderPipelockConfig, type RealiseContext } from "./realise.js"
+import {
+  AGENT_MOUNT,
+  caEnv,
+  EGRESS_PORT,
+  egressImageFor,
+  placeholderOf,
+  proxyEnv,
+  renderEgressPolicy,
+  renderPipelockConfig,
+  secretDigests,
+  stateDirPath,
+  type RealiseContext,
+  type StateDirSpec
+} from "./realise.js"
 
 /** A Kubernetes object as bottle writes it (validated against Kubernetes' schemas in the tests). */
 export interface Manifest {
@@ -62,6 +75,9 @@ export const Applyset = {
 
 /** On a pod template: the hash of the ConfigMaps and Secrets it reads, so a change to them rolls the pod. */
 export const CONFIG_HASH = "dev.bottle.config-hash"
+
+/** On a bottle's PersistentVolumeClaim when its spec says `preserve: true`: bottle never deletes that claim (like a `.preserve` dir). */
+export const PRESERVE_ANNOTATION = "dev.bottle.preserve"
 
 /** The pod role label: which of a bottle's pods a selector means. */
 export const ROLE_LABEL = "dev.bottle.role"
@@ -238,12 +254,14 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
   }
   if (Object.keys(agentFiles).length > 0) out.push(make("v1", "ConfigMap", n.agentFiles, { data: agentFiles }))
 
-  out.push(make("v1", "PersistentVolumeClaim", n.state, {
+  const claim = make("v1", "PersistentVolumeClaim", n.state, {
     spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: ctx.stateSize } } }
-  }))
+  })
+  out.push(b.preserve ? { ...claim, metadata: { ...claim.metadata, annotations: { ...claim.metadata.annotations, [PRESERVE_ANNOTATION]: "true" } } } : claim)
 
   // ---- the proxy ----
-  const runtime = ctx.runtimeClassName !== undefined ? { runtimeClassName: ctx.runtimeClassName } : {}
+  const runtimeClassName = b.kubernetes?.runtimeClassName ?? ctx.runtimeClassName
+  const runtime = runtimeClassName !== undefined ? { runtimeClassName } : {}
   const podBasics = { serviceAccountName: n.account, automountServiceAccountToken: false, enableServiceLinks: false, ...runtime }
   if (hasProxy) {
     const image = egressImageFor(b, ctx)
@@ -350,4 +368,24 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
   }, agentTemplate, "agent"))
 
   return { manifests: out, problems }
+}
+
+/**
+ * A Kubernetes bottle's state dir on this host: its metadata alone (what it is, which set, which namespace),
+ * written before anything is applied, so a later `reconcile --prune` knows where to look without its spec.
+ */
+export const kubeStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDirSpec => {
+  const specHash = hashOf({ ...b, skills: [], secrets: secretDigests(b), source: undefined, set: undefined })
+  return {
+    bottle: b.name,
+    path: stateDirPath(ctx, b.name),
+    specHash,
+    preserve: b.preserve,
+    metadata: { managedBy: MANAGED_BY, prefix: ctx.names.prefix, name: b.name, backend: b.backend, set: b.set, specHash, namespace: b.kubernetes?.namespace ?? `bottle-${b.set}` },
+    files: {},
+    dirs: [],
+    managed: [],
+    ca: false,
+    upstreamTrust: []
+  }
 }

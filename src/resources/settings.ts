@@ -34,6 +34,8 @@ export interface Settings {
   readonly lockWaitSeconds: number
   readonly dockerTimeoutSeconds: number
   readonly smolvmTimeoutSeconds: number
+  /** Seconds each Kubernetes API call may take (BOTTLE_KUBE_TIMEOUT). */
+  readonly kubeTimeoutSeconds: number
 }
 
 /** A bad environment variable; nothing was changed. Exit code 2. */
@@ -148,6 +150,7 @@ export const readSettings = (env: NodeJS.ProcessEnv = process.env): Settings => 
     smolvmBinary: env["BOTTLE_SMOLVM"] || "smolvm",
     lockWaitSeconds: seconds(env, "BOTTLE_LOCK_WAIT", 10, true),
     dockerTimeoutSeconds: seconds(env, "BOTTLE_DOCKER_TIMEOUT", 30),
-    smolvmTimeoutSeconds: seconds(env, "BOTTLE_SMOLVM_TIMEOUT", 30)
+    smolvmTimeoutSeconds: seconds(env, "BOTTLE_SMOLVM_TIMEOUT", 30),
+    kubeTimeoutSeconds: seconds(env, "BOTTLE_KUBE_TIMEOUT", 30)
   }
 }

@@ -134,8 +134,15 @@ const Git = Schema.Struct({
   hostKeys: Schema.Array(HostKeyLine).pipe(Schema.minItems(1))
 }).annotations({ identifier: "a mapping of remotes and hostKeys" })
 
+/** A DNS label, as Kubernetes names namespaces and runtime classes. */
+const KubeName = Schema.String.pipe(Schema.pattern(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, { message: () => "expected a DNS label: lowercase letters, digits and '-', at most 63" }))
+
 export const BottleSpecBody = Schema.Struct({
-  backend: Schema.optionalWith(Schema.Literal("docker", "smolmachines"), { default: () => "docker" as const }),
+  backend: Schema.optionalWith(Schema.Literal("docker", "smolmachines", "kubernetes"), { default: () => "docker" as const }),
+  /** Kubernetes: the namespace of this bottle's set (default `bottle-<set>`); bottle never makes or deletes it. */
+  namespace: Schema.optional(KubeName),
+  /** Kubernetes: the pods' runtime class (gVisor, Kata), when the cluster has one. */
+  runtimeClassName: Schema.optional(KubeName),
   /** The agent's image; or `build` to have bottle build it. */
   image: Schema.optional(ImageRef),
   build: Schema.optional(Build),

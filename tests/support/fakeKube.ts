@@ -130,6 +130,11 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
       if (GROUPS[gv] === undefined || (gv.startsWith("agents.x-k8s.io") && !fake.sandboxApi)) return status(404, "NotFound", "the server could not find the requested resource")
       return { status: 200, body: { kind: "APIResourceList", groupVersion: gv, resources: Object.entries(GROUPS[gv]!).map(([name, kind]) => ({ name, kind, namespaced: true })) } }
     }
+    const nsGet = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(url.pathname)
+    if (nsGet && r.method === "GET") {
+      const ns = decodeURIComponent(nsGet[1]!)
+      return namespaces.has(ns) ? { status: 200, body: { kind: "Namespace", apiVersion: "v1", metadata: { name: ns, uid: `ns-${ns}` } } } : status(404, "NotFound", `namespaces "${ns}" not found`)
+    }
     const m = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname)
     if (!m) return status(404, "NotFound", "the server could not find the requested resource")
     const gv = m[1] ?? m[2]!

@@ -1,0 +1,71 @@
+/**
+ * Reaching the cluster of the kubeconfig context (`--context`, else the
+ * current one) for the Kubernetes backend: asked only when a bottle is, or
+ * was, on Kubernetes. Which namespaces to look in comes from the spec and
+ * from the state dirs bottle wrote before it applied anything.
+ */
+import { readFileSync, statSync } from "node:fs"
+import { Effect, Layer } from "effect"
+import { layer as kubeApiLayer, type KubeApi } from "../observers/KubeApi.js"
+import { kubeSource } from "../observers/kubeObserver.js"
+import type { DesiredBottle } from "../resources/desired.js"
+import { kubeconfigPaths, resolveKubeconfig, type KubeTarget } from "../resources/kubeconfig.js"
+import type { Observed } from "../resources/observed.js"
+import type { Settings } from "../resources/settings.js"
+
+/** The most of a kubeconfig (or a file it names) bottle reads. */
+const MAX_KUBECONFIG = 4 * 1024 * 1024
+
+const readSmall = (path: string): string => {
+  const st = statSync(path)
+  if (!st.isFile()) throw Object.assign(new Error("not a regular file"), { code: "not a regular file" })
+  if (st.size > MAX_KUBECONFIG) throw Object.assign(new Error("too large"), { code: `larger than ${MAX_KUBECONFIG} bytes` })
+  return readFileSync(path, "utf8")
+}
+
+/** The target the kubeconfig names, or why it cannot be used (naming the file and field). */
+export const kubeTarget = (settings: Settings, context: string | undefined): KubeTarget | string => {
+  const files = kubeconfigPaths(settings.host.env, settings.host.home).flatMap((path) => {
+    try {
+      return [{ path, text: readSmall(path) }]
+    } catch {
+      return []
+    }
+  })
+  return resolveKubeconfig(files, context, readSmall)
+}
+
+/** Namespaces to look in: the spec's Kubernetes bottles', and those recorded in state dirs. */
+export const kubeNamespaces = (desired: ReadonlyArray<DesiredBottle>, observed: Observed): ReadonlyArray<string> => {
+  const fromState = observed.state._tag === "Ok"
+    ? observed.state.value.dirs.flatMap((d) => (d.metadata?.backend === "kubernetes" && d.metadata.namespace !== undefined ? [d.metadata.namespace] : []))
+    : []
+  return [...new Set([...desired.flatMap((b) => (b.kubernetes !== undefined ? [b.kubernetes.namespace] : [])), ...fromState])].sort()
+}
+
+export type KubeAccess =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Unusable"; readonly error: string }
+  | { readonly _tag: "Ready"; readonly target: KubeTarget; readonly namespaces: ReadonlyArray<string>; readonly layer: Layer.Layer<KubeApi> }
+
+export const kubeAccess = (settings: Settings, context: string | undefined, namespaces: ReadonlyArray<string>): KubeAccess => {
+  if (namespaces.length === 0) return { _tag: "None" }
+  const target = kubeTarget(settings, context)
+  if (typeof target === "string") return { _tag: "Unusable", error: target }
+  return { _tag: "Ready", target, namespaces, layer: kubeApiLayer({ target, timeout: `${settings.kubeTimeoutSeconds} seconds` }) }
+}
+
+/** The snapshot with Kubernetes' part added (when a bottle is, or was, there). */
+export const withKube = (observed: Observed, access: KubeAccess): Effect.Effect<Observed> => {
+  switch (access._tag) {
+    case "None":
+      return Effect.succeed(observed)
+    case "Unusable":
+      return Effect.succeed({ ...observed, kubernetes: { _tag: "Failed", source: "kubernetes", error: access.error } })
+    case "Ready":
+      return kubeSource(access.namespaces, access.target.context).pipe(
+        Effect.map((kubernetes): Observed => ({ ...observed, kubernetes })),
+        Effect.provide(access.layer)
+      )
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Observes bottle's objects on a Kubernetes cluster: in each namespace a
+ * bottle is (or was) in, one LIST per kind with bottle's label selector,
+ * whatever the number of bottles; whether each namespace exists; whether the
+ * cluster serves agent-sandbox. Any failed call makes the whole snapshot
+ * failed: a partial list would read as "gone" and could be pruned.
+ */
+import { Effect } from "effect"
+import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
+import type { KubeSnapshot, ObservedObject, Source } from "../resources/observed.js"
+import { KubeApi, RESOURCES, type KubeObject } from "./KubeApi.js"
+
+export const SANDBOX_GROUP_VERSION = "agents.x-k8s.io/v1alpha1"
+const SELECTOR = `${BL.managedBy}=${MANAGED_BY}`
+
+const asObserved = (o: KubeObject, apiVersion: string, kind: string, namespace: string): ObservedObject => {
+  const { apiVersion: _a, kind: _k, metadata, ...body } = o
+  return {
+    apiVersion,
+    kind,
+    namespace: metadata.namespace ?? namespace,
+    name: metadata.name,
+    uid: metadata.uid,
+    labels: metadata.labels ?? {},
+    annotations: metadata.annotations ?? {},
+    deleting: metadata.deletionTimestamp !== undefined && metadata.deletionTimestamp !== null,
+    body
+  }
+}
+
+export const observeKube = (namespaces: ReadonlyArray<string>, context: string) =>
+  Effect.gen(function* () {
+    const api = yield* KubeApi
+    const sandboxApi = (yield* api.serves(SANDBOX_GROUP_VERSION)).includes("Sandbox")
+    const kinds = RESOURCES.filter((r) => sandboxApi || r.kind !== "Sandbox")
+    const exists = yield* Effect.forEach(namespaces, (ns) => api.namespaceExists(ns), { concurrency: 8 })
+    const lists = yield* Effect.forEach(
+      namespaces.filter((_, i) => exists[i]).flatMap((ns) => kinds.map((r) => ({ ns, r }))),
+      ({ ns, r }) => api.list(r, ns, SELECTOR).pipe(
+        Effect.map((items) => items.map((o) => asObserved(o, r.group === "" ? r.version : `${r.group}/${r.version}`, r.kind, ns)))
+      ),
+      { concurrency: 8 }
+    )
+    return {
+      context,
+      server: api.server,
+      namespaces: namespaces.map((name, i) => ({ name, exists: exists[i]! })),
+      objects: lists.flat(),
+      sandboxApi
+    } satisfies KubeSnapshot
+  })
+
+/** The snapshot as a source: a failure names the cluster and what failed. */
+export const kubeSource = (namespaces: ReadonlyArray<string>, context: string): Effect.Effect<Source<KubeSnapshot>, never, KubeApi> =>
+  observeKube(namespaces, context).pipe(
+    Effect.map((value): Source<KubeSnapshot> => ({ _tag: "Ok", value })),
+    Effect.catchAll((e) => Effect.succeed<Source<KubeSnapshot>>({ _tag: "Failed", source: `kubernetes (context ${context})`, error: e.message }))
+  )
