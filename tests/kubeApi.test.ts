@@ -70,7 +70,7 @@ describe("the kubeconfig, as kubectl reads it", () => {
   })
 })
 
-const ctx: KubernetesContext = { namespace: "bottle-default", tooling: "bottle/0.1.0", egressImage: undefined, proxyUser: "65534:65534", stateSize: "1Gi" }
+const ctx: KubernetesContext = { namespace: "bottle-default", prefix: "claude-bottle", tooling: "bottle/0.1.0", egressImage: undefined, proxyUser: "65534:65534", stateSize: "1Gi" }
 
 describe("the API client, against a fake API server", () => {
   let fake: FakeKube
@@ -98,12 +98,12 @@ describe("the API client, against a fake API server", () => {
       expect(p.query.get("fieldManager")).toBe("bottle")
       expect(p.query.has("force")).toBe(false)
     }
-    const id = applysetId(parentRef("default", "bottle-default"))
+    const id = applysetId(parentRef("default", "bottle-default", "claude-bottle"))
     const listed = await run((k) => Effect.forEach(RESOURCES.filter((r) => r.group !== "agents.x-k8s.io"), (r) => k.list(r, "bottle-default", `${Applyset.partOf}=${id}`)))
     expect(listed._tag === "Right" && listed.right.flat().map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(all.slice(1).map((m) => `${m.kind}/${m.metadata.name}`).sort())
     // The parent carries the id, not part-of: it is found by its own label.
     const parent = await run((k) => k.list(refOf("v1", "ConfigMap")!, "bottle-default", `${Applyset.id}=${id}`))
-    expect(parent._tag === "Right" && parent.right.map((o) => o.metadata.name)).toEqual(["bottle-default"])
+    expect(parent._tag === "Right" && parent.right.map((o) => o.metadata.name)).toEqual(["applyset.claude-bottle.default"])
   })
 
   it("applying the same again changes nothing: same uid, same resourceVersion", async () => {

@@ -22,7 +22,7 @@ import { bottle, emptyWorld, observed, options, ours } from "./support/fixtures.
 
 const require = createRequire(import.meta.url)
 
-const ctx: KubernetesContext = { namespace: "bottle-default", tooling: "bottle/0.1.0", egressImage: undefined, proxyUser: "65534:65534", stateSize: "5Gi" }
+const ctx: KubernetesContext = { namespace: "bottle-default", prefix: "claude-bottle", tooling: "bottle/0.1.0", egressImage: undefined, proxyUser: "65534:65534", stateSize: "5Gi" }
 const certPem = "-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n"
 const hostCas = "-----BEGIN CERTIFICATE-----\nHOSTROOT\n-----END CERTIFICATE-----\n"
 const ca = { certPem, keyPem: "-----BEGIN PRIVATE KEY-----\nTESTKEY\n-----END PRIVATE KEY-----\n", bundlePem: `${hostCas}${certPem}` }
@@ -49,6 +49,23 @@ const validate = (m: Manifest) => {
   new Model(m).validate()
 }
 
+/**
+ * agent-sandbox's Sandbox (agents.x-k8s.io/v1alpha1, as its API reference gives it): spec.podTemplate
+ * (required: a PodSpec, validated by Kubernetes' own Pod schema; metadata with labels and annotations only),
+ * replicas 0 or 1, and no field that API does not have.
+ */
+const validateSandbox = (m: Manifest) => {
+  const spec = m["spec"] as Record<string, any>
+  const allowed = ["podTemplate", "volumeClaimTemplates", "shutdownTime", "shutdownPolicy", "replicas", "service"]
+  const extra = Object.keys(spec).filter((k) => !allowed.includes(k))
+  if (extra.length > 0) throw new Error(`Sandbox.spec has no ${extra.join(", ")}`)
+  if (spec.replicas !== undefined && ![0, 1].includes(spec.replicas)) throw new Error("Sandbox.spec.replicas is 0 or 1")
+  if (spec.podTemplate?.spec === undefined) throw new Error("Sandbox.spec.podTemplate.spec is required")
+  const metaExtra = Object.keys(spec.podTemplate.metadata ?? {}).filter((k) => !["labels", "annotations"].includes(k))
+  if (metaExtra.length > 0) throw new Error(`Sandbox.spec.podTemplate.metadata has no ${metaExtra.join(", ")}`)
+  validate({ apiVersion: "v1", kind: "Pod", metadata: { ...m.metadata, name: m.metadata.name }, spec: spec.podTemplate.spec } as Manifest)
+}
+
 const byKind = (ms: ReadonlyArray<Manifest>, kind: string, name?: string) =>
   ms.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name))
 
@@ -64,13 +81,13 @@ describe("the ApplySet", () => {
     const { manifests } = realiseKubernetes(full, { ...ctx, ca })
     const parent = applysetParent("default", ctx, manifests)
     validate(parent)
-    const id = applysetId(parentRef("default", "bottle-default"))
+    const id = applysetId(parentRef("default", "bottle-default", "claude-bottle"))
     expect(parent.metadata.labels[Applyset.id]).toBe(id)
     expect(parent.metadata.annotations[Applyset.tooling]).toBe("bottle/0.1.0")
     expect(parent.metadata.annotations[Applyset.containsGroupKinds]).toBe("ConfigMap,Deployment.apps,NetworkPolicy.networking.k8s.io,PersistentVolumeClaim,Secret,Service,ServiceAccount,StatefulSet.apps")
     for (const m of manifests) expect(m.metadata.labels[Applyset.partOf], `${m.kind}/${m.metadata.name}`).toBe(id)
     // Another set has another parent, and so another id.
-    expect(applysetId(parentRef("other", "bottle-default"))).not.toBe(id)
+    expect(applysetId(parentRef("other", "bottle-default", "claude-bottle"))).not.toBe(id)
   })
 
   it("lists group kinds as kubectl does: core kinds bare, the rest Kind.group, sorted, once each", () => {
@@ -262,5 +279,71 @@ describe("the kubernetes backend's planning", () => {
     expect(p.actions.filter((a) => a._tag === "RemoveStateDir")).toEqual([])
     expect(p.actions.find((a) => a.id === "Blocked:bottle:kc")).toMatchObject({ rule: "observation incomplete" })
     expect(p.actions.some((a) => a._tag === "CreateContainer" && a.bottle === "dk")).toBe(true)
+  })
+
+  /** A cluster holding what bottle applied for these bottles (parent included), as the observer reports it. */
+  const cluster = (bs: ReadonlyArray<ReturnType<typeof bottle>>, over: { parentKinds?: string; tooling?: string; listed?: ReadonlyArray<string> } = {}) => {
+    const kctx = { ...ctx, prefix: "claude-bottle", tooling: "bottle/v0.1.0" }
+    const ms = bs.flatMap((b) => realiseKubernetes(b, kctx).manifests)
+    const parent = applysetParent("default", kctx, ms)
+    const withKinds = over.parentKinds !== undefined ? { ...parent, metadata: { ...parent.metadata, annotations: { ...parent.metadata.annotations, [Applyset.containsGroupKinds]: over.parentKinds, ...(over.tooling ? { [Applyset.tooling]: over.tooling } : {}) } } } : over.tooling ? { ...parent, metadata: { ...parent.metadata, annotations: { ...parent.metadata.annotations, [Applyset.tooling]: over.tooling } } } : parent
+    const objects = [withKinds, ...ms].map((m, i) => {
+      const { apiVersion: _a, kind: _k, metadata: _m, ...rest } = m
+      return { ...live(m, rest), uid: `uid-${i}` }
+    })
+    const k8s = { context: "fake", server: "http://fake", namespaces: [{ name: "bottle-default", exists: true }], objects, sandboxApi: false, listed: over.listed ?? ["ServiceAccount", "Secret", "ConfigMap", "Service", "PersistentVolumeClaim", "Deployment.apps", "StatefulSet.apps", "NetworkPolicy.networking.k8s.io"] }
+    return k8s
+  }
+  const kb = (name: string, over: Partial<ReturnType<typeof bottle>> = {}) =>
+    bottle(name, { backend: "kubernetes", egressAllow: ["api.anthropic.com"], kubernetes: { namespace: "bottle-default", runtimeClassName: undefined }, ...over })
+  const stateOf = (name: string, preserve = false) => ({ name, path: `/s/${name}`, metadata: { ...ours(name), backend: "kubernetes", namespace: "bottle-default" }, preserve })
+  const planFor = (k8s: ReturnType<typeof cluster>, dirs: ReadonlyArray<ReturnType<typeof stateOf>>, desired: ReadonlyArray<ReturnType<typeof bottle>> = []) =>
+    plan(desired, { ...observed({ ...emptyWorld(), dirs: [...dirs] }), kubernetes: { _tag: "Ok", value: k8s } }, { ...options("all"), kubernetes: { tooling: "bottle/v0.1.0", stateSize: "5Gi" } })
+
+  it("a preserved bottle's claim stays, and so do its set's parent and its state dir (it is live there)", () => {
+    const p = planFor(cluster([kb("keep", { preserve: true })]), [stateOf("keep")])
+    expect(p.actions.find((a) => a.id === "Blocked:object:bottle-default/PersistentVolumeClaim/keep-state")).toMatchObject({ rule: "preserve", error: false })
+    expect(p.actions.some((a) => a._tag === "DeleteObject" && a.resource.includes("PersistentVolumeClaim"))).toBe(false)
+    expect(p.actions.some((a) => a._tag === "DeleteObject" && a.resource.includes("applyset."))).toBe(false)
+    expect(p.actions.find((a) => a.id === "Blocked:state:keep")).toMatchObject({ rule: "live" })
+    // A .preserve marker on the host keeps the claim of a bottle whose spec did not say preserve.
+    const q = planFor(cluster([kb("marked")]), [stateOf("marked", true)])
+    expect(q.actions.some((a) => a._tag === "DeleteObject" && a.resource.includes("PersistentVolumeClaim"))).toBe(false)
+  })
+
+  it("members of a set whose parent another tool owns are blocked, named, and keep their state dir", () => {
+    const p = planFor(cluster([kb("x")], { tooling: "kubectl/v1.30" }), [stateOf("x")])
+    expect(p.actions.filter((a) => a._tag === "DeleteObject")).toEqual([])
+    expect(p.actions.filter((a) => a._tag === "Blocked" && a.rule === "applyset not ours").length).toBe(8)
+    expect(p.actions.some((a) => a._tag === "RemoveStateDir")).toBe(false)
+  })
+
+  it("prunes a set whole in kubectl's order, and keeps a parent listing a kind it did not look at", () => {
+    const p = planFor(cluster([kb("gone")]), [stateOf("gone")])
+    const deletes = p.actions.filter((a) => a._tag === "DeleteObject")
+    const parent = deletes.find((a) => a.resource.includes("applyset."))!
+    expect(parent.after).toEqual(expect.arrayContaining(deletes.filter((a) => a !== parent).map((a) => a.id)))
+    const policy = deletes.find((a) => a.resource.endsWith("NetworkPolicy/gone-agent"))!
+    expect(policy.after).toContain("DeleteObject:bottle-default/StatefulSet/gone-agent")
+    const sandbox = planFor(cluster([kb("gone")], { parentKinds: "Sandbox.agents.x-k8s.io,ServiceAccount" }), [stateOf("gone")])
+    expect(sandbox.actions.some((a) => a._tag === "DeleteObject" && a.resource.includes("applyset."))).toBe(false)
+    expect(sandbox.actions.find((a) => a._tag === "ApplyObject")).toMatchObject({ cause: "ApplySet parent narrowed to the kinds its set has" })
+  })
+
+  it("a bottle moved off Kubernetes waits for its objects to go before its state dir forgets the namespace", () => {
+    const p = planFor(cluster([kb("mv")]), [stateOf("mv")], [bottle("mv")])
+    const sd = p.actions.find((a) => a._tag === "EnsureStateDir")!
+    expect(sd.after.length).toBe(8)
+    expect(sd.after.every((id) => id.startsWith("DeleteObject:"))).toBe(true)
+  })
+
+  it("runs the agent as an agent-sandbox Sandbox where the cluster serves it: valid, hardened as the StatefulSet's pod is", () => {
+    const sts = realiseKubernetes(full, { ...ctx, ca }).manifests.find((m) => m.kind === "StatefulSet")!
+    const sbx = realiseKubernetes(full, { ...ctx, ca, sandboxApi: true }).manifests.find((m) => m.kind === "Sandbox")!
+    expect(sbx.apiVersion).toBe("agents.x-k8s.io/v1alpha1")
+    expect(() => validateSandbox(sbx)).not.toThrow()
+    expect((sbx["spec"] as any).podTemplate).toEqual((sts["spec"] as any).template)
+    expect(() => validateSandbox({ ...sbx, spec: { ...(sbx["spec"] as object), replicas: 2 } })).toThrow("0 or 1")
+    expect(realiseKubernetes(full, { ...ctx, ca, sandboxApi: true }).manifests.some((m) => m.kind === "StatefulSet")).toBe(false)
   })
 })

@@ -1,15 +1,17 @@
 /** `bottle get [-o table|json]`: what is live, across every backend. */
 import { Command } from "@effect/cli"
 import { Effect } from "effect"
-import { observe } from "../observers/observe.js"
 import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
 import { ownership } from "../resources/ownership.js"
+import { ROLE_LABEL } from "../resources/realiseKubernetes.js"
 import type { Observed } from "../resources/observed.js"
 import type { Names } from "../resources/names.js"
 import { exitWith } from "./exit.js"
-import { output } from "./options.js"
+import { observeEverywhere } from "./kube.js"
+import { context, output } from "./options.js"
 import { err, json, out } from "./output.js"
 import { SettingsTag } from "./settings.js"
+import { workloadReady } from "./target.js"
 
 export interface BottleRow {
   readonly backend: string
@@ -52,6 +54,17 @@ export const bottleRows = (o: Observed, names: Names): ReadonlyArray<BottleRow> 
       r.services.push(`vm:${m.state}`)
     }
   }
+  if (o.kubernetes?._tag === "Ok") {
+    // A bottle's workloads: its agent and its proxy, each running once a replica is ready.
+    for (const w of o.kubernetes.value.objects.filter((x) => ["StatefulSet", "Deployment", "Sandbox"].includes(x.kind) && x.labels[BL.bottle] !== undefined && x.labels[ROLE_LABEL] !== undefined)) {
+      const r = row(w.labels[BL.bottle]!)
+      r.backend.add("kubernetes")
+      r.set ||= w.labels[BL.set] ?? ""
+      const state = w.deleting ? "deleting" : workloadReady(w.body) ? "running" : "pending"
+      r.states.push(state)
+      r.services.push(`${w.labels[ROLE_LABEL]}:${state}`)
+    }
+  }
   const dirs = o.state._tag === "Ok" ? o.state.value.dirs : []
   for (const d of dirs) {
     const r = row(d.name)
@@ -86,12 +99,12 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>) => {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n")
 }
 
-export const get = Command.make("get", { output }, (o) =>
+export const get = Command.make("get", { output, context }, (o) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
-    const observed = yield* observe(settings, { inspect: false })
+    const { observed } = yield* observeEverywhere(settings, o.context)
     const rows = bottleRows(observed, settings.names)
-    const failed = [observed.docker, observed.smolvm, observed.state].flatMap((s) => (s._tag === "Failed" ? [`${s.source}: ${s.error}`] : []))
+    const failed = [observed.docker, observed.smolvm, observed.state, ...(observed.kubernetes !== undefined ? [observed.kubernetes] : [])].flatMap((s) => (s._tag === "Failed" ? [`${s.source}: ${s.error}`] : []))
     if (o.output === "json") json({ bottles: rows, failed })
     else {
       // "No bottles" only when every observer answered: a failed one proves nothing.

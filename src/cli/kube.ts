@@ -6,8 +6,11 @@
  */
 import { readFileSync, statSync } from "node:fs"
 import { Effect, Layer } from "effect"
-import { layer as kubeApiLayer, type KubeApi } from "../observers/KubeApi.js"
+import { KubeApi, layer as kubeApiLayer, POD, type KubeError } from "../observers/KubeApi.js"
 import { kubeSource } from "../observers/kubeObserver.js"
+import { observe } from "../observers/observe.js"
+import { Bottle as BL } from "../resources/labels.js"
+import { ROLE_LABEL } from "../resources/realiseKubernetes.js"
 import type { DesiredBottle } from "../resources/desired.js"
 import { kubeconfigPaths, resolveKubeconfig, type KubeTarget } from "../resources/kubeconfig.js"
 import type { Observed } from "../resources/observed.js"
@@ -69,3 +72,23 @@ export const withKube = (observed: Observed, access: KubeAccess): Effect.Effect<
       )
   }
 }
+
+/** One observation for the commands that read (get, exec, logs): the local one, and Kubernetes where a state dir says a bottle is. */
+export const observeEverywhere = (settings: Settings, context: string | undefined) =>
+  Effect.gen(function* () {
+    const local = yield* observe(settings, { inspect: false })
+    const access = kubeAccess(settings, context, kubeNamespaces([], local))
+    return { observed: yield* withKube(local, access), access }
+  })
+
+/** The running pod of a bottle's agent or proxy, found now (a pod may have been rescheduled since it was observed). */
+export const runningPod = (access: KubeAccess, namespace: string, bottle: string, role: "agent" | "egress"): Effect.Effect<string, KubeError | string> =>
+  access._tag !== "Ready"
+    ? Effect.fail(access._tag === "Unusable" ? access.error : "no Kubernetes cluster is configured")
+    : Effect.gen(function* () {
+      const api = yield* KubeApi
+      const pods = yield* api.list(POD, namespace, `${BL.bottle}=${bottle},${ROLE_LABEL}=${role}`)
+      const running = pods.filter((p) => (p["status"] as { phase?: string } | undefined)?.phase === "Running" && !p.metadata.deletionTimestamp)
+      if (running.length === 0) return yield* Effect.fail(`bottle '${bottle}' has no running ${role} pod in namespace ${namespace}`)
+      return running.map((p) => p.metadata.name).sort()[0]!
+    }).pipe(Effect.provide(access.layer))

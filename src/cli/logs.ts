@@ -8,10 +8,11 @@ import { Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import { Writable } from "node:stream"
 import { streamLogs } from "../observers/DockerStreams.js"
-import { observe } from "../observers/observe.js"
+import { kubeLogs } from "../observers/KubeStreams.js"
 import { exitWith } from "./exit.js"
 import { bottleName, service } from "./exec.js"
-import { output } from "./options.js"
+import { observeEverywhere, runningPod } from "./kube.js"
+import { context, output } from "./options.js"
 import { err, out } from "./output.js"
 import { SettingsTag } from "./settings.js"
 import { findTarget } from "./target.js"
@@ -82,10 +83,10 @@ const row = (e: EgressEntry) => [e.time, e.method, `${e.host}${e.port !== null ?
 const WIDTHS = [24, 8, 40, 8]
 const pad = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i < WIDTHS.length ? c.padEnd(WIDTHS[i]!) : c)).join("  ").trimEnd()
 
-export const logs = Command.make("logs", { bottle: bottleName, service, follow, since, tail, egress, output }, (o) =>
+export const logs = Command.make("logs", { bottle: bottleName, service, follow, since, tail, egress, output, context }, (o) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
-    const observed = yield* observe(settings, { inspect: false })
+    const { observed, access } = yield* observeEverywhere(settings, o.context)
     const t = findTarget(observed, settings.names, o.bottle, o.egress ? "egress" : o.service)
     if (t._tag === "Missing") {
       err(`error: ${t.why}`)
@@ -96,11 +97,19 @@ export const logs = Command.make("logs", { bottle: bottleName, service, follow, 
       return yield* Effect.fail(exitWith(2))
     }
     const opts = { follow: o.follow, tty: false, ...Option.match(o.since, { onNone: () => ({}), onSome: (s) => ({ since: s }) }), ...Option.match(o.tail, { onNone: () => ({}), onSome: (n) => ({ tail: n }) }) }
-    if (!o.egress) {
-      return yield* streamLogs(settings.docker, t.name, opts, process.stdout, process.stderr).pipe(
-        Effect.catchAll((e) => Effect.sync(() => err(`error: ${e.message}`)).pipe(Effect.zipRight(Effect.fail(exitWith(2)))))
-      )
+    const failed = (e: { readonly message: string } | string) => Effect.sync(() => err(`error: ${typeof e === "string" ? e : e.message}`)).pipe(Effect.zipRight(Effect.fail(exitWith(2))))
+    /** The log, as its backend has it: a container's (stdout and stderr apart) or a pod container's (one stream). */
+    let stream: (stdout: Writable, stderr: Writable) => Effect.Effect<void, { readonly message: string } | string>
+    if (t._tag === "Pod") {
+      if (access._tag !== "Ready") return yield* failed("no Kubernetes cluster is configured")
+      if (opts.since !== undefined && !/^\d{4}-\d\d-\d\dT/.test(opts.since)) return yield* failed("on Kubernetes --since takes an RFC 3339 time (2026-11-24T10:00:00Z)")
+      const pod = yield* runningPod(access, t.namespace, t.bottle, t.role).pipe(Effect.catchAll(failed))
+      stream = (stdout) => kubeLogs(access.target, { namespace: t.namespace, name: pod, container: t.role }, opts, stdout)
+    } else {
+      const name = t.name
+      stream = (stdout, stderr) => streamLogs(settings.docker, name, opts, stdout, stderr)
     }
+    if (!o.egress) return yield* stream(process.stdout, process.stderr).pipe(Effect.catchAll(failed))
     const entries: Array<EgressEntry> = []
     const json = o.output === "json"
     if (!json) out(pad(["TIME", "METHOD", "HOST", "VERDICT", "RULE"]))
@@ -114,9 +123,9 @@ export const logs = Command.make("logs", { bottle: bottleName, service, follow, 
       } else out(pad(row(e)))
     })
     // The proxy writes its decisions to stdout; its own complaints (stderr) are not decisions.
-    yield* streamLogs(settings.docker, t.name, opts, sink, new Writable({ write: (_c, _e, done) => done() })).pipe(
+    yield* stream(sink, new Writable({ write: (_c, _e, done) => done() })).pipe(
       Effect.ensuring(Effect.async<void>((resume) => { sink.end(() => resume(Effect.void)) })),
-      Effect.catchAll((e) => Effect.sync(() => err(`error: ${e.message}`)).pipe(Effect.zipRight(Effect.fail(exitWith(2)))))
+      Effect.catchAll(failed)
     )
     if (json && !o.follow) out(JSON.stringify(entries, null, 2))
   })

@@ -56,6 +56,9 @@ export const RESOURCES: ReadonlyArray<ResourceRef> = [
   { group: "agents.x-k8s.io", version: "v1alpha1", kind: "Sandbox", plural: "sandboxes" }
 ]
 
+/** Pods: listed to find a bottle's running pod (exec, logs), never applied. */
+export const POD: ResourceRef = { group: "", version: "v1", kind: "Pod", plural: "pods" }
+
 export const refOf = (apiVersion: string, kind: string): ResourceRef | undefined => {
   const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") as [string, string] : ["", apiVersion]
   return RESOURCES.find((r) => r.group === group && r.version === version && r.kind === kind)

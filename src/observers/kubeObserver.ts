@@ -46,7 +46,8 @@ export const observeKube = (namespaces: ReadonlyArray<string>, context: string) 
       server: api.server,
       namespaces: namespaces.map((name, i) => ({ name, exists: exists[i]! })),
       objects: lists.flat(),
-      sandboxApi
+      sandboxApi,
+      listed: kinds.map((r) => (r.group === "" ? r.kind : `${r.kind}.${r.group}`))
     } satisfies KubeSnapshot
   })
 

@@ -60,6 +60,11 @@ export const refusal = (rule: string, cause: string): Refusal => ({ _tag: "Refus
 export interface Prepared {
   readonly _tag: "Prepared"
   readonly stateDir: StateDirSpec
+  /**
+   * Takes down what the bottle leaves behind on this backend (Kubernetes: its objects in a namespace it
+   * moved from) and returns the ids: its state dir, which records where things are, changes only after.
+   */
+  readonly leave?: () => ReadonlyArray<string>
   readonly plan: (stateDir: string | undefined, after: ReadonlyArray<string>) => void
 }
 
@@ -100,8 +105,13 @@ export interface BackendPlanner {
   readonly observable: (b: DesiredBottle) => Refusal | undefined
   /** Realises a bottle on this backend, or refuses it (nothing is planned for a refused bottle). */
   readonly prepare: (b: DesiredBottle) => Prepared | Refusal
-  /** Takes down what is left of one bottle (or of no known bottle), in its backend's order; returns the action ids. */
+  /**
+   * Takes down what is left of one bottle (or of no known bottle), in its backend's order; returns the action
+   * ids. It marks what it removes in `PlanState.removed`: what it keeps (a preserved claim) stays live.
+   */
   readonly teardown: (bottle: string | undefined, items: ReadonlyArray<Owned>, cause: string) => ReadonlyArray<string>
+  /** Lower goes first when one bottle's leftovers span backends (a machine before the bundle that served it). */
+  readonly teardownOrder: number
   /** Runs once everything else is planned (Kubernetes narrows its ApplySet parents here). */
   readonly finish?: () => void
 }

@@ -42,18 +42,19 @@ export interface PlanOptions {
 
 export const DEFAULT_KUBERNETES = { tooling: "bottle/v1", stateSize: "10Gi" } as const
 
-/** Every backend over one snapshot, in the order their leftovers are taken down. */
-const planners = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, opts: PlanOptions, shared: PlanState): ReadonlyArray<BackendPlanner> => {
+/** Every backend over one snapshot, and everything they own (machines, containers, networks, volumes, objects, in that order). */
+const planners = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, opts: PlanOptions, shared: PlanState): { backends: ReadonlyArray<BackendPlanner>; all: ReadonlyArray<Owned> } => {
   const docker = observed.docker._tag === "Ok" ? observed.docker.value : undefined
   const machines = observed.smolvm._tag === "Ok" ? observed.smolvm.value.machines : []
   const engine = makeEngine(docker, machines, opts.names, shared)
   const backendOpts = { realise: opts.realise, subnetPool: opts.subnetPool }
-  const kube = { ...(opts.kubernetes ?? DEFAULT_KUBERNETES), realise: opts.realise, prune: opts.prune, set: opts.set }
-  return [
-    dockerPlanner(observed.docker, engine, backendOpts),
-    smolPlanner(observed.smolvm, engine, backendOpts),
-    kubePlanner(observed.kubernetes, desired, kube, shared)
-  ]
+  const preserved = new Set(observed.state._tag === "Ok" ? observed.state.value.dirs.filter((d) => d.preserve).map((d) => d.name) : [])
+  const kubeOpts = { ...(opts.kubernetes ?? DEFAULT_KUBERNETES), realise: opts.realise, prune: opts.prune, set: opts.set, preserved }
+  const kube = kubePlanner(observed.kubernetes, desired, kubeOpts, shared)
+  return {
+    backends: [dockerPlanner(observed.docker, engine, backendOpts), smolPlanner(observed.smolvm, engine, backendOpts), kube],
+    all: [...engine.all, ...kube.items]
+  }
 }
 
 export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, opts: PlanOptions): Plan => {
@@ -67,9 +68,8 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
 
   const shared: PlanState = { out, names, claimed: new Set<Owned>(), removed: new Set<Owned>() }
   const { claimed, removed } = shared
-  const backends = planners(desired, observed, opts, shared)
+  const { backends, all } = planners(desired, observed, opts, shared)
   const backendOf = (name: string) => backends.find((p) => p.name === name)!
-  const all = backends.flatMap((p) => p.items)
   /** Rule 6: a state dir is this install's only when its metadata.json says so (or the older tool's names this prefix). */
   const stateOwner = (d: ObservedStateDir): "ours" | string => {
     const m = d.metadata
@@ -82,7 +82,7 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
   const stateDirs = state?.dirs ?? []
   /** Takes down one group of things, each backend's in its own order. */
   const teardown = (bottle: string | undefined, items: ReadonlyArray<Owned>, cause: string): ReadonlyArray<string> =>
-    backends.flatMap((p) => {
+    [...backends].sort((a, b) => a.teardownOrder - b.teardownOrder).flatMap((p) => {
       const its = items.filter((i) => i.backend === p.name)
       return its.length > 0 ? p.teardown(bottle, its, cause) : []
     })
@@ -132,16 +132,18 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
 
     // A bottle that changed backend: what the other backend holds goes first, so two agents never share a workspace.
     const moved = mine.filter((i) => !claimed.has(i) && i.backend !== b.backend)
+    // Where it was cannot be seen: what runs there may still be running (and its state dir says where it is).
     const blindElsewhere = backends.find((p) => p.name !== b.backend && p.blind !== undefined &&
       (moved.some((i) => i.backend === p.name) || existing?.metadata?.backend === p.name))
-    if (blindElsewhere !== undefined && moved.length > 0) {
+    if (blindElsewhere !== undefined) {
       refuse("observation incomplete", `bottle moved to backend ${b.backend}, but ${blindElsewhere.blind}: ${blindElsewhere.blindRisk}`)
       continue
     }
-    moved.forEach((i) => { claimed.add(i); removed.add(i) })
-    const movedIds = moved.length > 0 ? teardown(b.name, moved, `bottle moved to backend ${b.backend}`) : []
+    moved.forEach((i) => claimed.add(i))
+    const movedIds = [...(moved.length > 0 ? teardown(b.name, moved, `bottle moved to backend ${b.backend}`) : []), ...(prepared.leave?.() ?? [])]
 
-    const sdId = planStateDir(out, b.name, prepared.stateDir, stateDirs, state !== undefined)
+    // The state dir says where the bottle is: it changes once what it left elsewhere is gone (a crash in between leaves it findable).
+    const sdId = planStateDir(out, b.name, prepared.stateDir, stateDirs, state !== undefined, movedIds)
     prepared.plan(sdId, movedIds)
   }
 
@@ -163,10 +165,7 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
       const key = i.owner ?? ""
       groups.set(key, [...(groups.get(key) ?? []), i])
     }
-    for (const key of [...groups.keys()].sort()) {
-      teardown(key === "" ? undefined : key, groups.get(key)!, key === "" ? "leftover" : "not in spec")
-      groups.get(key)!.forEach((i) => removed.add(i))
-    }
+    for (const key of [...groups.keys()].sort()) teardown(key === "" ? undefined : key, groups.get(key)!, key === "" ? "leftover" : "not in spec")
   }
 
   // ---- state dirs (rules 4 and 5) ------------------------------------------------------------
@@ -220,16 +219,16 @@ const strayMatches = (name: string, prefix: string, bottle: string) => {
   return name === base || name.startsWith(`${base}-`) || name.startsWith(`${base}_`)
 }
 
-const planStateDir = (out: Builder, bottle: string, spec: StateDirSpec, dirs: ReadonlyArray<ObservedStateDir>, observedState: boolean): string | undefined => {
+const planStateDir = (out: Builder, bottle: string, spec: StateDirSpec, dirs: ReadonlyArray<ObservedStateDir>, observedState: boolean, after: ReadonlyArray<string>): string | undefined => {
   const d = dirs.find((x) => x.name === bottle)
-  const common = { bottle, resource: spec.path, after: [] }
+  const common = { bottle, resource: spec.path, after }
   const ensure = (cause: string, exists: boolean) => out.add(Action.EnsureStateDir({ ...common, id: `EnsureStateDir:${bottle}`, cause, spec, exists }))
   if (!observedState) return ensure("state dirs could not be listed; writing it is safe", true)
   if (d === undefined) return ensure("missing", false)
   if (d.metadata === undefined) return ensure("metadata.json missing", true)
   if (d.metadata.specHash !== spec.specHash) return ensure("spec changed", true)
   if (spec.preserve && !d.preserve) return ensure("preserve: true but no .preserve marker", true)
-  out.add(Action.Unchanged({ ...common, id: `Unchanged:state:${bottle}`, kind: "state dir", cause: "up to date" }))
+  out.add(Action.Unchanged({ ...common, after: [], id: `Unchanged:state:${bottle}`, kind: "state dir", cause: "up to date" }))
   return undefined
 }
 

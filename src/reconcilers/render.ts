@@ -94,6 +94,13 @@ export const summarise = (plan: Plan): Summary => {
       case "BuildImage":
         add++
         break
+      case "ApplyObject":
+        if (a.create) add++
+        else change++
+        break
+      case "DeleteObject":
+        destroy++
+        break
       case "StartContainer":
       case "StartMachine":
         if (!a.created) change++
@@ -128,11 +135,15 @@ export const renderPlan = (plan: Plan, s: Style = plainStyle): string => {
   for (const f of plan.partial) lines.push(s.red(`observation incomplete: ${f.source} failed: ${f.error}`))
   for (const n of plan.notes) lines.push(s.dim(`note: ${n}`))
   const groups = new Map<string, Array<Action>>()
+  /** A set's ApplySet parent belongs to no one bottle, and is no leftover. */
+  const PARENTS = "\u0001"
+  const isParent = (a: Action) => (a._tag === "ApplyObject" || a._tag === "DeleteObject") && /\/ConfigMap\/applyset\./.test(a.resource)
   for (const a of plan.actions) {
-    const key = a.bottle ?? ""
+    const key = a.bottle ?? (isParent(a) ? PARENTS : "")
     groups.set(key, [...(groups.get(key) ?? []), a])
   }
-  const keys = [...groups.keys()].sort((a, b) => (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b)))
+  const rank = (k: string) => (k === "" ? 2 : k === PARENTS ? 1 : 0)
+  const keys = [...groups.keys()].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
   for (const key of keys) {
     const shown = groups.get(key)!.flatMap((a) => {
       const sym = symbolOf(a, s)
@@ -140,7 +151,7 @@ export const renderPlan = (plan: Plan, s: Style = plainStyle): string => {
     })
     if (shown.length === 0) continue
     if (lines.length > 0) lines.push("")
-    lines.push(s.bold(key === "" ? "leftovers:" : `bottle ${key}:`))
+    lines.push(s.bold(key === "" ? "leftovers:" : key === PARENTS ? "ApplySet parents:" : `bottle ${key}:`))
     lines.push(...shown)
   }
   const sum = summarise(plan)

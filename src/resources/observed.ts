@@ -139,6 +139,8 @@ export interface KubeSnapshot {
   readonly objects: ReadonlyArray<ObservedObject>
   /** Whether the cluster serves agent-sandbox's Sandbox API. */
   readonly sandboxApi: boolean
+  /** The kinds listed (`Kind.group`): a parent's kind not among them was not looked at, so nothing is concluded about it. */
+  readonly listed: ReadonlyArray<string>
 }
 
 /** What one observer returned: its snapshot, its failure, or that its backend is not installed. */

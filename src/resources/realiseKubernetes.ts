@@ -50,6 +50,8 @@ export interface Manifest {
 export interface KubernetesContext {
   /** The namespace of the set (spec.namespace, default `bottle-<set>`); bottle never makes or deletes it. */
   readonly namespace: string
+  /** The install's prefix: its ApplySet parent is named by it. */
+  readonly prefix: string
   /** `bottle/<version>`: the ApplySet tooling bottle writes and accepts. */
   readonly tooling: string
   readonly egressImage: RealiseContext["egressImage"]
@@ -59,6 +61,8 @@ export interface KubernetesContext {
   readonly runtimeClassName?: string | undefined
   /** The workspace claim's size. */
   readonly stateSize: string
+  /** The cluster serves agent-sandbox's API: the agent is a `Sandbox` (its controller keeps one pod, stable), not a StatefulSet. */
+  readonly sandboxApi?: boolean | undefined
   /**
    * The bottle's own CA, when its proxy opens TLS to put a secret in (made by bottle, as for docker), and the
    * bundle the agent's clients trust: the host's CAs and this one, as the docker backend writes it.
@@ -79,6 +83,9 @@ export const CONFIG_HASH = "dev.bottle.config-hash"
 /** On a bottle's PersistentVolumeClaim when its spec says `preserve: true`: bottle never deletes that claim (like a `.preserve` dir). */
 export const PRESERVE_ANNOTATION = "dev.bottle.preserve"
 
+/** agent-sandbox's API (kubernetes-sigs/agent-sandbox), used for the agent when the cluster serves it. */
+export const SANDBOX_API_VERSION = "agents.x-k8s.io/v1alpha1"
+
 /** The pod role label: which of a bottle's pods a selector means. */
 export const ROLE_LABEL = "dev.bottle.role"
 
@@ -98,16 +105,21 @@ export interface ParentRef {
 export const applysetId = (p: ParentRef): string =>
   `applyset-${createHash("sha256").update([p.name, p.namespace, p.kind, p.group].join(".")).digest("base64url")}-v1`
 
-/** The ConfigMap that parents a set's objects: `bottle-<set>`. */
-export const parentRef = (set: string, namespace: string): ParentRef => ({ name: `bottle-${set}`, namespace, kind: "ConfigMap", group: "" })
+/**
+ * The ConfigMap that parents one install's set of objects: `applyset.<prefix>.<set>`. The install's prefix
+ * makes its ApplySet id its own (another install's objects in the namespace are not its members), and the
+ * dots keep the name from any object of a bottle's (their names are DNS labels).
+ */
+export const parentRef = (set: string, namespace: string, prefix: string): ParentRef =>
+  ({ name: `applyset.${prefix}.${set}`, namespace, kind: "ConfigMap", group: "" })
 
 /** `Kind.group` (core kinds bare), sorted and unique, as the contains-group-kinds annotation lists them. */
 export const groupKinds = (manifests: ReadonlyArray<Pick<Manifest, "apiVersion" | "kind">>): string =>
   [...new Set(manifests.map((m) => (m.apiVersion.includes("/") ? `${m.kind}.${m.apiVersion.split("/")[0]}` : m.kind)))].sort().join(",")
 
 /** The set's ApplySet parent, listing the kinds of its members (prune looks for members of those kinds only). */
-export const applysetParent = (set: string, ctx: Pick<KubernetesContext, "namespace" | "tooling">, members: ReadonlyArray<Manifest>): Manifest => {
-  const ref = parentRef(set, ctx.namespace)
+export const applysetParent = (set: string, ctx: Pick<KubernetesContext, "namespace" | "tooling" | "prefix">, members: ReadonlyArray<Manifest>): Manifest => {
+  const ref = parentRef(set, ctx.namespace, ctx.prefix)
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -179,7 +191,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
   const n = kubeNames(b.name)
   const rules = parseAllowList(b.egressAllow)
   const hasProxy = rules.length > 0
-  const partOf = applysetId(parentRef(b.set, ctx.namespace))
+  const partOf = applysetId(parentRef(b.set, ctx.namespace, ctx.prefix))
   const common = { [BL.managedBy]: MANAGED_BY, [BL.bottle]: b.name, [BL.set]: b.set, [BL.backend]: "kubernetes", [Applyset.partOf]: partOf }
   const selector = (role: string) => ({ [BL.bottle]: b.name, [ROLE_LABEL]: role })
   /** Label values are limited to 63 characters: hashes are annotations. The hash covers what the object says, nothing of a secret but its keyed digest. */
@@ -363,9 +375,11 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
       ]
     }
   }
-  out.push(make("apps/v1", "StatefulSet", n.agent, {
-    spec: { replicas: 1, serviceName: n.agent, selector: { matchLabels: selector("agent") }, template: agentTemplate }
-  }, agentTemplate, "agent"))
+  out.push(ctx.sandboxApi === true
+    ? make(SANDBOX_API_VERSION, "Sandbox", n.agent, { spec: { replicas: 1, podTemplate: agentTemplate } }, agentTemplate, "agent")
+    : make("apps/v1", "StatefulSet", n.agent, {
+      spec: { replicas: 1, serviceName: n.agent, selector: { matchLabels: selector("agent") }, template: agentTemplate }
+    }, agentTemplate, "agent"))
 
   return { manifests: out, problems }
 }

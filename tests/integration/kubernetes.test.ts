@@ -9,12 +9,15 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeEach, describe, expect, it } from "vitest"
 import { applysetId, parentRef } from "../../src/resources/realiseKubernetes.js"
-import { bottleAsync, engineAvailable, uniquePrefix } from "../support/docker.js"
+import { spawn } from "node:child_process"
+import { BIN, bottleAsync, engineAvailable, uniquePrefix } from "../support/docker.js"
 import { startFakeKube, type FakeKube } from "../support/fakeKube.js"
 
 const available = engineAvailable()
 const TOKEN = "fake-token-for-tests"
-const ID = applysetId(parentRef("default", "bottle-default"))
+/** This install's parent of set default, and its ApplySet id. */
+const parentOf = (env: NodeJS.ProcessEnv) => `applyset.${env["BOTTLE_PREFIX"]}.default`
+const idOf = (env: NodeJS.ProcessEnv) => applysetId(parentRef("default", "bottle-default", env["BOTTLE_PREFIX"]!))
 
 const spec = (name: string, extra = "") =>
   `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: ${name} }\nspec:\n  backend: kubernetes\n  image: example.invalid/agent:1\n  egress: { allow: [api.anthropic.com] }\n  resources: { memory: 512m }\n${extra}`
@@ -56,11 +59,11 @@ describe.skipIf(!available)("kubernetes bottles (against a fake API server)", ()
     expect(r.stderr + r.stdout).toContain("ApplyObject")
     expect(r.status, r.stdout + r.stderr).toBe(0)
     expect(objects()).toEqual([
-      "ConfigMap/bottle-default", "ConfigMap/kdemo-egress-config", "Deployment/kdemo-egress", "NetworkPolicy/kdemo-agent", "NetworkPolicy/kdemo-egress",
+      `ConfigMap/${parentOf(env)}`, "ConfigMap/kdemo-egress-config", "Deployment/kdemo-egress", "NetworkPolicy/kdemo-agent", "NetworkPolicy/kdemo-egress",
       "PersistentVolumeClaim/kdemo-state", "Service/kdemo-egress", "ServiceAccount/kdemo", "StatefulSet/kdemo-agent"
     ])
     const order = patches().map((p) => p.path.split("/").slice(-2).join("/"))
-    expect(order[0]).toBe("configmaps/bottle-default")
+    expect(order[0]).toBe(`configmaps/${parentOf(env)}`)
     const firstWorkload = order.findIndex((p) => p.startsWith("deployments/") || p.startsWith("statefulsets/"))
     expect(order.lastIndexOf("networkpolicies/kdemo-egress")).toBeLessThan(firstWorkload)
     for (const p of patches()) {
@@ -69,10 +72,10 @@ describe.skipIf(!available)("kubernetes bottles (against a fake API server)", ()
       expect(p.query.get("force")).toBeNull()
     }
     // Every member is of the set's ApplySet; the parent lists their kinds.
-    const members = kube.objects().filter((o) => o.metadata.name !== "bottle-default")
-    for (const o of members) expect(o.metadata.labels["applyset.kubernetes.io/part-of"]).toBe(ID)
-    const parent = kube.objects().find((o) => o.metadata.name === "bottle-default")!
-    expect(parent.metadata.labels["applyset.kubernetes.io/id"]).toBe(ID)
+    const members = kube.objects().filter((o) => o.metadata.name !== parentOf(env))
+    for (const o of members) expect(o.metadata.labels["applyset.kubernetes.io/part-of"]).toBe(idOf(env))
+    const parent = kube.objects().find((o) => o.metadata.name === parentOf(env))!
+    expect(parent.metadata.labels["applyset.kubernetes.io/id"]).toBe(idOf(env))
     expect(parent.metadata.annotations["applyset.kubernetes.io/tooling"]).toMatch(/^bottle\//)
     expect(parent.metadata.annotations["applyset.kubernetes.io/contains-group-kinds"]).toBe(
       "ConfigMap,Deployment.apps,NetworkPolicy.networking.k8s.io,PersistentVolumeClaim,Service,ServiceAccount,StatefulSet.apps")
@@ -134,11 +137,11 @@ describe.skipIf(!available)("kubernetes bottles (against a fake API server)", ()
     expect(a.stdout).toContain("namespace team-x does not exist in context fake")
     expect(kube.objects()).toEqual([])
 
-    kube.applyAs("kubectl", { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "bottle-default", namespace: "bottle-default", labels: { "applyset.kubernetes.io/id": ID, "dev.bottle.managed-by": "bottle", "dev.bottle.set": "default" }, annotations: { "applyset.kubernetes.io/tooling": "kubectl/v1.31" } } })
+    kube.applyAs("kubectl", { apiVersion: "v1", kind: "ConfigMap", metadata: { name: parentOf(env), namespace: "bottle-default", labels: { "applyset.kubernetes.io/id": idOf(env), "dev.bottle.managed-by": "bottle", "dev.bottle.set": "default" }, annotations: { "applyset.kubernetes.io/tooling": "kubectl/v1.31" } } })
     const b = await run("apply", "-f", file("k2.yaml", spec("kforeign")))
     expect(b.status).toBe(1)
     expect(b.stdout).toContain("tooling 'kubectl/v1.31'")
-    expect(objects()).toEqual(["ConfigMap/bottle-default"])
+    expect(objects()).toEqual([`ConfigMap/${parentOf(env)}`])
   }, 120_000)
 
   it("a bad --context is bad input: exit 2, nothing changed", async () => {
@@ -158,7 +161,7 @@ describe.skipIf(!available)("kubernetes bottles (against a fake API server)", ()
     const deletes = kube.requests.filter((q) => q.method === "DELETE").map((q) => q.path.split("/").slice(-2).join("/"))
     expect(deletes.indexOf("statefulsets/kgone-agent")).toBeLessThan(deletes.indexOf("networkpolicies/kgone-agent"))
     expect(deletes.indexOf("deployments/kgone-egress")).toBeLessThan(deletes.indexOf("networkpolicies/kgone-egress"))
-    expect(deletes.at(-1)).toBe("configmaps/bottle-default")
+    expect(deletes.at(-1)).toBe(`configmaps/${parentOf(env)}`)
     expect(existsSync(join(home, "state", "kgone"))).toBe(false)
   }, 120_000)
 
@@ -167,7 +170,7 @@ describe.skipIf(!available)("kubernetes bottles (against a fake API server)", ()
     env = { ...env, KDROP_TOKEN: "t0ken" }
     const both = file("both.yaml", [spec("kkeep"), spec("kdrop", "  preserve: true\n  secrets: { TOKEN: { from: env:KDROP_TOKEN } }\n")].join("---\n"))
     expect((await run("apply", "-f", both)).status).toBe(0)
-    const kinds = () => kube.objects().find((o) => o.metadata.name === "bottle-default")!.metadata.annotations["applyset.kubernetes.io/contains-group-kinds"] as string
+    const kinds = () => kube.objects().find((o) => o.metadata.name === parentOf(env))!.metadata.annotations["applyset.kubernetes.io/contains-group-kinds"] as string
     expect(kinds().split(",")).toContain("Secret")
     const r = await run("apply", "--prune", "--yes", "-f", file("one.yaml", spec("kkeep")))
     expect(r.status, r.stdout + r.stderr).toBe(0)
@@ -177,7 +180,7 @@ describe.skipIf(!available)("kubernetes bottles (against a fake API server)", ()
     expect(existsSync(join(home, "state", "kdrop", ".preserve"))).toBe(true)
     expect(kinds().split(",")).not.toContain("Secret")
     // Narrowed after the deletions, never before them.
-    const reqs = kube.requests.filter((q) => q.method === "DELETE" || q.path.endsWith("/configmaps/bottle-default"))
+    const reqs = kube.requests.filter((q) => q.method === "DELETE" || q.path.endsWith(`/configmaps/${parentOf(env)}`))
     expect(reqs.at(-1)!.method).toBe("PATCH")
   }, 120_000)
 
@@ -191,5 +194,95 @@ describe.skipIf(!available)("kubernetes bottles (against a fake API server)", ()
     expect(kube.objects().length).toBe(count)
     expect(kube.requests.filter((q) => q.method === "DELETE")).toEqual([])
     expect(existsSync(join(home, "state", "kblind", "metadata.json"))).toBe(true)
+  }, 120_000)
+
+  it("get lists a Kubernetes bottle; exec runs a command in its pod through the API with its exit code and stdin; logs reads the pod's log", async () => {
+    expect((await run("apply", "-f", file("k.yaml", spec("kwork")))).status).toBe(0)
+    const g = await run("get", "-o", "json")
+    expect(g.status, g.stderr).toBe(0)
+    expect(JSON.parse(g.stdout).bottles).toEqual([expect.objectContaining({ name: "kwork", backend: "kubernetes", state: "running", services: ["agent:running", "egress:running"] })])
+
+    const e = await run("exec", "kwork", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+    expect(e.status).toBe(3)
+    expect(e.stdout).toBe("out\n")
+    expect(e.stderr).toBe("err\n")
+    expect(kube.execs.at(-1)).toMatchObject({ pod: "kwork-agent-0", container: "agent", command: ["sh", "-c", "echo out; echo err >&2; exit 3"], protocol: "v5.channel.k8s.io" })
+
+    const child = spawn(process.execPath, [BIN, "exec", "-i", "kwork", "--", "cat"], { env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["pipe", "pipe", "pipe"] })
+    let piped = ""
+    child.stdout.on("data", (d) => (piped += d))
+    child.stdin.end("through stdin\n")
+    expect(await new Promise((resolve) => child.on("close", resolve))).toBe(0)
+    expect(piped).toBe("through stdin\n")
+
+    kube.podLogs.set("kwork-egress-5d9c7f-x2x7q", [
+      "proxy starting",
+      JSON.stringify({ time: "2026-11-24T01:00:00Z", method: "CONNECT", host: "evil.example", port: 443, verdict: "refused", rule: null, reason: "not in egress.allow" }),
+      ""
+    ].join("\n"))
+    const l = await run("logs", "kwork", "--egress", "-o", "json")
+    expect(l.status, l.stderr).toBe(0)
+    expect(JSON.parse(l.stdout)).toEqual([expect.objectContaining({ host: "evil.example", verdict: "refused" })])
+    const missing = await run("exec", "nobody", "--", "true")
+    expect(missing.status).toBe(2)
+    expect(missing.stderr).toContain("no bottle named 'nobody'")
+  }, 120_000)
+
+  it("two installs in one namespace: one's apply --prune and reconcile --prune never delete the other's bottles, and a bottle of the same name is refused, not taken over", async () => {
+    const other = { ...env, BOTTLE_PREFIX: uniquePrefix("k8o"), BOTTLE_HOME: mkdtempSync(join(tmpdir(), "bottle-home-")) }
+    expect((await bottleAsync(other, "apply", "-f", file("theirs.yaml", [spec("theirs"), spec("shared")].join("---\n")))).status).toBe(0)
+    const theirs = objects()
+    const uids = () => kube.objects().filter((o) => o.metadata.labels?.["dev.bottle.bottle"] === "shared").map((o) => o.metadata.uid).sort()
+    const before = uids()
+
+    const mine = await run("apply", "--prune", "--yes", "-f", file("mine.yaml", spec("mine")))
+    expect(mine.status, mine.stdout + mine.stderr).toBe(0)
+    expect(objects().filter((o) => theirs.includes(o))).toEqual(theirs)
+    const clash = await run("apply", "-f", file("shared.yaml", [spec("mine"), spec("shared")].join("---\n")))
+    expect(clash.status).toBe(1)
+    expect(clash.stdout + clash.stderr).toContain("exists and is not bottle's")
+    expect(uids()).toEqual(before)
+    expect(kube.objects().filter((o) => o.metadata.labels?.["dev.bottle.bottle"] === "shared").every((o) => o.metadata.labels["applyset.kubernetes.io/part-of"] === idOf(other))).toBe(true)
+
+    const r = await run("reconcile", "--prune", "--yes")
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    expect(objects()).toEqual(theirs)
+    expect(uids()).toEqual(before)
+  }, 180_000)
+
+  it("a bottle moved to another namespace is taken down in the old one first; its state dir says the new one only after", async () => {
+    kube.namespaces.add("team-b")
+    expect((await run("apply", "-f", file("k.yaml", spec("kmove")))).status).toBe(0)
+    kube.requests.length = 0
+    const r = await run("apply", "--yes", "-f", file("k.yaml", spec("kmove", "  namespace: team-b\n")))
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    expect(kube.objects().filter((o) => o.metadata.labels?.["dev.bottle.bottle"] === "kmove").map((o) => o.metadata.namespace)).toEqual(Array(8).fill("team-b"))
+    const firstPatch = kube.requests.findIndex((q) => q.method === "PATCH" && q.path.includes("/team-b/"))
+    const lastDelete = kube.requests.map((q) => q.method).lastIndexOf("DELETE")
+    expect(lastDelete).toBeGreaterThanOrEqual(0)
+    expect(lastDelete).toBeLessThan(firstPatch)
+    expect(JSON.parse(readFileSync(join(home, "state", "kmove", "metadata.json"), "utf8")).namespace).toBe("team-b")
+  }, 120_000)
+
+  it("runs the agent as an agent-sandbox Sandbox once discovery finds that API, its StatefulSet gone first", async () => {
+    const f = file("k.yaml", spec("ksbx"))
+    expect((await run("apply", "-f", f)).status).toBe(0)
+    kube.sandboxApi = true
+    kube.requests.length = 0
+    const r = await run("apply", "--yes", "-f", f)
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    expect(objects().filter((o) => o.endsWith("-agent") && !o.startsWith("NetworkPolicy"))).toEqual(["Sandbox/ksbx-agent"])
+    const del = kube.requests.findIndex((q) => q.method === "DELETE" && q.path.endsWith("/statefulsets/ksbx-agent"))
+    const put = kube.requests.findIndex((q) => q.method === "PATCH" && q.path.includes("/sandboxes/ksbx-agent"))
+    expect(del).toBeGreaterThanOrEqual(0)
+    expect(del).toBeLessThan(put)
+    const sbx = kube.objects().find((o) => o.kind === "Sandbox")!
+    expect(sbx.apiVersion).toBe("agents.x-k8s.io/v1alpha1")
+    expect(sbx.spec.podTemplate.spec.containers[0].securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } })
+    expect(sbx.spec.podTemplate.spec.automountServiceAccountToken).toBe(false)
+    const e = await run("exec", "ksbx", "--", "true")
+    expect(e.status, e.stderr).toBe(0)
+    expect(kube.execs.at(-1)!.pod).toBe("ksbx-agent")
+    expect((await run("diff", "-f", f)).status).toBe(0)
   }, 120_000)
 })

@@ -6,11 +6,16 @@
  * application/apply-patch+yaml with fieldManager; a field another manager
  * set to another value is a 409 naming that manager unless forced); GET;
  * DELETE with a UID precondition; namespaces that must exist; a bearer
- * token; and injected faults (500, hang). It records every request.
+ * token; and injected faults (500, hang). It records every request. A
+ * StatefulSet or Deployment applied gets one Running pod (and readyReplicas
+ * 1), gone with it. A pod's exec (WebSocket, v5/v4.channel.k8s.io) runs the
+ * command ON THE TEST HOST, as if in the pod; its log is `podLogs`' text.
  */
 import { randomUUID } from "node:crypto"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
+import { spawn } from "node:child_process"
+import { WebSocketServer, type WebSocket } from "ws"
 import { parse } from "yaml"
 
 interface Stored {
@@ -36,11 +41,15 @@ export interface FakeKube {
   /** Applies as another field manager would (kubectl; forced, as `kubectl scale` or `--force-conflicts` takes a field over). */
   applyAs: (manager: string, obj: Record<string, any>, force?: boolean) => { status: number; body: any }
   objects: () => ReadonlyArray<Record<string, any>>
+  /** Pod name → its log, as the log endpoint serves it. */
+  readonly podLogs: Map<string, string>
+  /** Every exec asked: the pod, the container and the command. */
+  readonly execs: Array<{ pod: string; container: string; command: ReadonlyArray<string>; protocol: string }>
   close: () => Promise<void>
 }
 
 const GROUPS: Record<string, Record<string, string>> = {
-  "v1": { serviceaccounts: "ServiceAccount", secrets: "Secret", configmaps: "ConfigMap", services: "Service", persistentvolumeclaims: "PersistentVolumeClaim" },
+  "v1": { serviceaccounts: "ServiceAccount", secrets: "Secret", configmaps: "ConfigMap", services: "Service", persistentvolumeclaims: "PersistentVolumeClaim", pods: "Pod" },
   "apps/v1": { deployments: "Deployment", statefulsets: "StatefulSet" },
   "networking.k8s.io/v1": { networkpolicies: "NetworkPolicy" },
   "agents.x-k8s.io/v1alpha1": { sandboxes: "Sandbox" }
@@ -112,10 +121,19 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
     if (before !== JSON.stringify(next.obj)) next.obj.metadata.resourceVersion = String(++rv)
     next.obj.metadata.managedFields = [...new Set(next.owners.values())].map((m) => ({ manager: m, operation: "Apply" }))
     store.set(key, next)
+    if (kind === "StatefulSet" || kind === "Deployment" || kind === "Sandbox") {
+      // The controllers: one pod, Running and ready (agent-sandbox names it after the Sandbox).
+      next.obj.status = kind === "Sandbox" ? { replicas: 1, conditions: [{ type: "Ready", status: "True" }] } : { replicas: 1, readyReplicas: 1 }
+      const podName = kind === "StatefulSet" ? `${name}-0` : kind === "Sandbox" ? name : `${name}-5d9c7f-x2x7q`
+      const template = kind === "Sandbox" ? next.obj.spec?.podTemplate : next.obj.spec?.template
+      store.set(`v1/pods/${ns}/${podName}`, { obj: { apiVersion: "v1", kind: "Pod", metadata: { name: podName, namespace: ns, uid: randomUUID(), labels: template?.metadata?.labels ?? {}, ownerReferences: [{ kind, name }] }, spec: template?.spec ?? {}, status: { phase: "Running" } }, owners: new Map() })
+    }
     return { status: cur === undefined ? 201 : 200, body: next.obj }
   }
 
-  const handle = (req: IncomingMessage, body: string): { status: number; body: unknown } | "hang" => {
+  const podLogs = new Map<string, string>()
+  const execs: FakeKube["execs"] = []
+  const handle = (req: IncomingMessage, body: string): { status: number; body: unknown; text?: boolean } | "hang" => {
     const url = new URL(req.url ?? "/", "http://fake")
     const r: FakeKubeRequest = { method: req.method ?? "GET", path: url.pathname, query: url.searchParams, contentType: req.headers["content-type"] }
     requests.push(r)
@@ -134,6 +152,12 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
     if (nsGet && r.method === "GET") {
       const ns = decodeURIComponent(nsGet[1]!)
       return namespaces.has(ns) ? { status: 200, body: { kind: "Namespace", apiVersion: "v1", metadata: { name: ns, uid: `ns-${ns}` } } } : status(404, "NotFound", `namespaces "${ns}" not found`)
+    }
+    const log = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/log$/.exec(url.pathname)
+    if (log && r.method === "GET") {
+      const pod = store.get(`v1/pods/${decodeURIComponent(log[1]!)}/${decodeURIComponent(log[2]!)}`)
+      if (pod === undefined) return status(404, "NotFound", `pods "${log[2]}" not found`)
+      return { status: 200, body: podLogs.get(pod.obj.metadata.name) ?? "", text: true }
     }
     const m = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname)
     if (!m) return status(404, "NotFound", "the server could not find the requested resource")
@@ -166,6 +190,9 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
         return status(409, "Conflict", `Operation cannot be fulfilled on ${plural} "${name}": Precondition failed: UID in precondition: ${uid}, UID in object meta: ${s.obj.metadata.uid}`)
       }
       store.delete(key)
+      for (const [k, p] of [...store]) {
+        if (p.obj.kind === "Pod" && p.obj.metadata.namespace === ns && p.obj.metadata.ownerReferences?.some((o: { name: string; kind: string }) => o.name === name && o.kind === s.obj.kind)) store.delete(k)
+      }
       return { status: 200, body: { kind: "Status", status: "Success" } }
     }
     return status(405, "MethodNotAllowed", "method not allowed")
@@ -177,8 +204,37 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
     req.on("end", () => {
       const out = handle(req, body)
       if (out === "hang") return
-      res.writeHead(out.status, { "Content-Type": "application/json" })
-      res.end(JSON.stringify(out.body))
+      res.writeHead(out.status, { "Content-Type": out.text === true ? "text/plain" : "application/json" })
+      res.end(out.text === true ? String(out.body) : JSON.stringify(out.body))
+    })
+  })
+  // exec: a WebSocket upgrade on the pod's exec path; the command runs here, on the test host.
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => (offered.has("v5.channel.k8s.io") ? "v5.channel.k8s.io" : offered.has("v4.channel.k8s.io") ? "v4.channel.k8s.io" : false) })
+  server.on("upgrade", (req, socket, head) => {
+    const url = new URL(req.url ?? "/", "http://fake")
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/exec$/.exec(url.pathname)
+    requests.push({ method: "GET", path: url.pathname, query: url.searchParams, contentType: undefined })
+    const pod = m ? store.get(`v1/pods/${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`) : undefined
+    if ((opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) || pod === undefined) {
+      socket.end(`HTTP/1.1 ${pod === undefined ? "404 Not Found" : "401 Unauthorized"}\r\nContent-Type: application/json\r\n\r\n${JSON.stringify({ kind: "Status", message: pod === undefined ? "pods not found" : "Unauthorized" })}`)
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      const command = url.searchParams.getAll("command")
+      execs.push({ pod: pod.obj.metadata.name, container: url.searchParams.get("container") ?? "", command, protocol: ws.protocol })
+      const child = spawn(command[0]!, command.slice(1), { stdio: ["pipe", "pipe", "pipe"] })
+      const frame = (channel: number, data: Buffer | string) => ws.send(Buffer.concat([Buffer.from([channel]), Buffer.from(data)]))
+      child.stdout.on("data", (d: Buffer) => frame(1, d))
+      child.stderr.on("data", (d: Buffer) => frame(2, d))
+      child.on("error", (e) => { frame(3, JSON.stringify({ status: "Failure", message: e.message })); ws.close() })
+      child.on("close", (code) => {
+        frame(3, JSON.stringify(code === 0 ? { status: "Success" } : { status: "Failure", reason: "NonZeroExitCode", details: { causes: [{ reason: "ExitCode", message: String(code) }] } }))
+        ws.close()
+      })
+      ws.on("message", (data: Buffer) => {
+        if (data[0] === 0) child.stdin.write(data.subarray(1))
+        else if (data[0] === 255 && data[1] === 0) child.stdin.end()
+      })
     })
   })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
@@ -193,7 +249,9 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
       const plural = Object.entries(GROUPS[gv] ?? {}).find(([, k]) => k === obj.kind)?.[0] ?? "?"
       return apply(gv, plural, obj.metadata.namespace, obj.metadata.name, obj, manager, force)
     },
-    objects: () => [...store.values()].map((s) => s.obj),
+    objects: () => [...store.values()].map((s) => s.obj).filter((o) => o.kind !== "Pod"),
+    podLogs,
+    execs,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) })
   }
   return fake

@@ -68,6 +68,7 @@ export const dockerPlanner = (source: Source<DockerSnapshot>, e: Engine, opts: D
     elsewhere: (docker?.anyPrefix ?? []).filter((c) => !ours.has(c.id)).flatMap((c) => seen("container", c.name, c.labels, c.state)),
     observable: (_b) => (docker === undefined ? refusal("observation incomplete", "the Docker Engine could not be observed") : undefined),
     prepare,
+    teardownOrder: 1,
     teardown: (bottle, owned, cause) => engineTeardown(e, bottle, owned, cause)
   }
 }

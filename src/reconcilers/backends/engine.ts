@@ -227,7 +227,9 @@ export const planVerify = (e: Engine, bottle: string, spec: VerifySpec, after: R
  */
 export const engineTeardown = (e: Engine, bottle: string | undefined, items: ReadonlyArray<Owned>, cause: string, first: ReadonlyArray<string> = []): Array<string> => {
   const out = e.state.out
-  const mine = e.all.filter((o) => items.includes(o)).map((o) => o.item)
+  const owned = e.all.filter((o) => items.includes(o))
+  owned.forEach((o) => e.state.removed.add(o))
+  const mine = owned.map((o) => o.item)
   const byName = (a: Item, b: Item) => itemName(a).localeCompare(itemName(b))
   const isAgent = (c: ObservedContainer) => c.labels[Compose.service] === "agent"
   const cs = mine.flatMap((i) => (i.kind === "container" ? [i.c] : [])).sort((a, b) => bare(a.name).localeCompare(bare(b.name)))

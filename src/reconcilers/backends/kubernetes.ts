@@ -33,6 +33,8 @@ export interface KubeOptions {
   /** Which sets this plan prunes: a parent is narrowed or deleted only there, or where a bottle is applied. */
   readonly prune: "none" | "set" | "all"
   readonly set: string
+  /** Bottles whose state dir has a `.preserve` marker: their claims are kept too. */
+  readonly preserved: ReadonlySet<string>
 }
 
 interface KubeOwned extends Owned {
@@ -103,9 +105,13 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
   const out = shared.out
   const snap = source?._tag === "Ok" ? source.value : undefined
   const objects = snap?.objects ?? []
-  /** Members: labelled with the id of their own set's parent (a copied label of another set does not make a member). */
+  const prefix = opts.realise.names.prefix
+  /**
+   * Members: labelled with the id of this install's parent of their set (the id is made from the install's
+   * prefix: another install's objects, or a label copied from another set, make no member).
+   */
   const items: Array<KubeOwned> = objects
-    .filter((o) => o.labels[BL.bottle] !== undefined && o.labels[BL.set] !== undefined && o.labels[Applyset.partOf] === applysetId(parentRef(o.labels[BL.set]!, o.namespace)))
+    .filter((o) => o.labels[BL.bottle] !== undefined && o.labels[BL.set] !== undefined && o.labels[Applyset.partOf] === applysetId(parentRef(o.labels[BL.set]!, o.namespace, prefix)))
     .map((obj) => ({
       obj,
       backend: "kubernetes",
@@ -117,10 +123,12 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
       rank: WORKLOADS.has(obj.kind) ? 1 : 2
     }))
   const parents = objects.filter((o) => o.kind === "ConfigMap" && o.labels[Applyset.id] !== undefined)
-  const parentOf = (namespace: string, set: string) => parents.find((p) => p.namespace === namespace && p.name === parentRef(set, namespace).name)
+  const parentOf = (namespace: string, set: string) => parents.find((p) => p.namespace === namespace && p.name === parentRef(set, namespace, prefix).name)
   const namespaceOf = (b: DesiredBottle) => b.kubernetes?.namespace ?? `bottle-${b.set}`
   const contextOf = (namespace: string) => ({
     namespace,
+    prefix,
+    sandboxApi: snap?.sandboxApi === true,
     tooling: opts.tooling,
     egressImage: opts.realise.egressImage,
     proxyUser: opts.realise.proxyUser,
@@ -145,16 +153,19 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     s.bottles++
     for (const m of r.manifests) s.desiredKinds.add(groupKindOf(m))
   }
-  for (const p of parents) if (p.labels[BL.set] !== undefined) setOf(p.namespace, p.labels[BL.set]!)
+  for (const p of parents) {
+    const set = p.labels[BL.set]
+    if (set !== undefined && p.name === parentRef(set, p.namespace, prefix).name) setOf(p.namespace, set)
+  }
 
   /** The parent, widened to every kind this set will have before anything of it is applied (kubectl's first step). */
-  const widen = (namespace: string, set: string): string | undefined => {
+  const widen = (namespace: string, set: string, after: ReadonlyArray<string>): string | undefined => {
     const s = setOf(namespace, set)
     if (s.widened !== undefined || (parentOf(namespace, set) !== undefined && [...s.desiredKinds].every((k) => s.kinds.has(k)))) return s.widened
     const all = new Set([...s.kinds, ...s.desiredKinds])
     const manifest = withKinds(applysetParent(set, contextOf(namespace), []), all)
     s.widened = out.add(Action.ApplyObject({
-      id: `ApplyObject:${manifestName(manifest)}`, bottle: undefined, resource: manifestName(manifest), after: [],
+      id: `ApplyObject:${manifestName(manifest)}`, bottle: undefined, resource: manifestName(manifest), after,
       cause: parentOf(namespace, set) === undefined ? "ApplySet parent missing" : "ApplySet parent widened to the kinds this set will have",
       manifest, create: parentOf(namespace, set) === undefined
     }))
@@ -167,7 +178,7 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     if (p === undefined) return undefined
     const tooling = p.annotations[Applyset.tooling] ?? ""
     if (!tooling.startsWith("bottle/")) return refusal("applyset not ours", `ConfigMap ${namespace}/${p.name} is an ApplySet parent of tooling '${tooling || "none"}': bottle will not take over another tool's set`)
-    const id = applysetId(parentRef(set, namespace))
+    const id = applysetId(parentRef(set, namespace, prefix))
     if (p.labels[Applyset.id] !== id) return refusal("applyset not ours", `ConfigMap ${namespace}/${p.name} carries ApplySet id '${p.labels[Applyset.id]}', not ${id}: bottle will not take it over`)
     return undefined
   }
@@ -182,11 +193,13 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     for (const rank of [0, 1, 2]) {
       const now: Array<string> = []
       for (const o of objs.filter((x) => teardownRank(x.kind) === rank).sort((x, y) => objectName(x).localeCompare(objectName(y)))) {
-        if (o.kind === "PersistentVolumeClaim" && o.annotations[PRESERVE_ANNOTATION] === "true") {
+        if (o.kind === "PersistentVolumeClaim" && (o.annotations[PRESERVE_ANNOTATION] === "true" || opts.preserved.has(o.labels[BL.bottle] ?? ""))) {
           out.add(Action.Blocked({ id: `Blocked:object:${objectName(o)}`, bottle, resource: objectName(o), kind: "object", rule: "preserve", cause: "preserve: true: only a person deletes this claim", after: [], error: false }))
           continue
         }
         const id = out.add(deleteAction(bottle, o, cause, before))
+        const owned = items.find((i) => i.obj === o)
+        if (owned !== undefined) shared.removed.add(owned)
         now.push(id)
         if (o.labels[BL.set] !== undefined) setOf(o.namespace, o.labels[BL.set]!).actions.push(id)
       }
@@ -196,13 +209,24 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     return ids
   }
 
+  /** What a bottle left in a namespace it moved from: taken down before anything changes (its state dir still says where). */
+  const leave = (b: DesiredBottle): ReadonlyArray<string> => {
+    const elsewhere = items.filter((i) => i.owner === b.name && i.obj.namespace !== namespaceOf(b))
+    elsewhere.forEach((i) => shared.claimed.add(i))
+    return remove(b.name, elsewhere.map((i) => i.obj), `bottle moved to namespace ${namespaceOf(b)}`, [])
+  }
+
   const planBottle = (b: DesiredBottle, manifests: ReadonlyArray<Manifest>, sdId: string | undefined, moved: ReadonlyArray<string>) => {
     const namespace = namespaceOf(b)
     const s = setOf(namespace, b.set)
-    const widened = widen(namespace, b.set)
+    // The parent after the state dir that records the namespace: nothing is made there before a later run could find it.
+    const widened = widen(namespace, b.set, sdId !== undefined ? [sdId] : [])
     const mine = items.filter((i) => i.owner === b.name && i.obj.namespace === namespace)
     mine.forEach((i) => shared.claimed.add(i))
-    let previous: Array<string> = [...(widened !== undefined ? [widened] : []), ...(sdId !== undefined ? [sdId] : []), ...moved]
+    const extras = mine.filter((i) => !manifests.some((m) => m.kind === i.obj.kind && m.metadata.name === i.obj.name))
+    // An agent that changes kind (StatefulSet ↔ Sandbox, as the cluster gains or loses agent-sandbox) goes first: two pods never share its workspace.
+    const oldWorkloads = remove(b.name, extras.filter((i) => WORKLOADS.has(i.obj.kind)).map((i) => i.obj), "the agent's workload changes kind", [])
+    let previous: Array<string> = [...(widened !== undefined ? [widened] : []), ...(sdId !== undefined ? [sdId] : []), ...moved, ...oldWorkloads]
     const applied: Array<string> = []
     for (const m of manifests) {
       const live = mine.find((i) => i.obj.kind === m.kind && i.obj.name === m.metadata.name)?.obj
@@ -218,9 +242,7 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
       applied.push(id)
     }
     s.actions.push(...applied)
-    const extras = mine.filter((i) => !manifests.some((m) => m.kind === i.obj.kind && m.metadata.name === i.obj.name))
-    extras.forEach((i) => shared.removed.add(i))
-    remove(b.name, extras.map((i) => i.obj), "not in spec", applied)
+    remove(b.name, extras.filter((i) => !WORKLOADS.has(i.obj.kind)).map((i) => i.obj), "not in spec", applied)
   }
 
   return {
@@ -244,13 +266,23 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     prepare: (b): Prepared | Refusal => {
       const r = realised.get(b.name)!
       if (r.problems.length > 0) return refusal("not supported on kubernetes", r.problems.join("; "))
-      return { _tag: "Prepared", stateDir: kubeStateDir(b, opts.realise), plan: (sdId, after) => planBottle(b, r.manifests, sdId, after) }
+      return { _tag: "Prepared", stateDir: kubeStateDir(b, opts.realise), leave: () => leave(b), plan: (sdId, after) => planBottle(b, r.manifests, sdId, after) }
     },
+    teardownOrder: 1,
     teardown: (bottle, owned, cause) => {
       const objs = items.filter((i) => owned.includes(i)).map((i) => i.obj)
-      // A set whose parent is not bottle's is not pruned through it.
+      // A set whose parent is not bottle's is not pruned through it: its members stay, and say why.
+      for (const o of objs) {
+        const foreign = refuseParent(o.namespace, o.labels[BL.set]!)
+        if (foreign !== undefined) out.add(Action.Blocked({ id: `Blocked:object:${objectName(o)}`, bottle, resource: objectName(o), kind: "object", rule: foreign.rule, cause: foreign.cause, after: [], error: true }))
+      }
       const allowed = objs.filter((o) => refuseParent(o.namespace, o.labels[BL.set]!) === undefined)
-      return remove(bottle, allowed, cause, [])
+      // kubectl's order: a set's members go once everything of it was applied; within it, workloads first, the fence last.
+      return [...new Set(allowed.map((o) => setKey(o.namespace, o.labels[BL.set]!)))].flatMap((key) => {
+        const inSet = allowed.filter((o) => setKey(o.namespace, o.labels[BL.set]!) === key)
+        const s = setOf(inSet[0]!.namespace, inSet[0]!.labels[BL.set]!)
+        return remove(bottle, inSet, cause, [...(s.widened !== undefined ? [s.widened] : []), ...s.actions])
+      })
     },
     // Narrow each parent to the kinds its set still has, once everything of the set is done; a set left empty loses its parent.
     finish: () => {
@@ -261,7 +293,9 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
         if (parent === undefined && s.widened === undefined) continue
         if (refuseParent(s.namespace, s.set) !== undefined) continue
         const left = items.filter((i) => i.obj.namespace === s.namespace && i.set === s.set && !shared.removed.has(i))
-        const kinds = new Set([...s.desiredKinds, ...left.map((i) => groupKindOf(i.obj))])
+        // Kinds the parent lists that were not looked at (an API not served now, a newer bottle's kinds) stay listed.
+        const unlisted = [...kindsOf(parent?.annotations[Applyset.containsGroupKinds])].filter((k) => !(snap?.listed ?? []).includes(k))
+        const kinds = new Set([...s.desiredKinds, ...left.map((i) => groupKindOf(i.obj)), ...unlisted])
         const after = [...(s.widened !== undefined ? [s.widened] : []), ...s.actions]
         if (kinds.size === 0 && s.bottles === 0) {
           if (parent !== undefined && inScope) out.add(deleteAction(undefined, parent, "its set has no bottles left", after))

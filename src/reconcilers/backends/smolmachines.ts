@@ -56,6 +56,7 @@ export const smolPlanner = (source: Source<SmolvmSnapshot>, e: Engine, opts: Smo
       return undefined
     },
     prepare,
+    teardownOrder: 0,
     // Machines first (stopped, then deleted), then the bundles that served them.
     teardown: (bottle, owned, cause) => engineTeardown(e, bottle, owned, cause, machineTeardown(e, bottle, owned, cause))
   }
