@@ -16,6 +16,7 @@ import {
   type KubernetesContext, type Manifest
 } from "../src/resources/realiseKubernetes.js"
 import { objectDrift, subsetDrift } from "../src/reconcilers/backends/kubernetes.js"
+import { kubeFence } from "../src/reconcilers/kubeVerify.js"
 import { plan } from "../src/reconcilers/plan.js"
 import type { ObservedObject } from "../src/resources/observed.js"
 import { bottle, emptyWorld, observed, options, ours } from "./support/fixtures.js"
@@ -345,5 +346,25 @@ describe("the kubernetes backend's planning", () => {
     expect((sbx["spec"] as any).podTemplate).toEqual((sts["spec"] as any).template)
     expect(() => validateSandbox({ ...sbx, spec: { ...(sbx["spec"] as object), replicas: 2 } })).toThrow("0 or 1")
     expect(realiseKubernetes(full, { ...ctx, ca, sandboxApi: true }).manifests.some((m) => m.kind === "StatefulSet")).toBe(false)
+  })
+
+  it("verify's API checks: what bottle applies holds; a policy let open, a token mounted or a capability kept does not", () => {
+    const k = cluster([kb("v")])
+    expect(kubeFence(k.objects, "v").every((p) => p.ok)).toBe(true)
+    const edit = (kind: string, f: (body: any) => void) => ({
+      ...k,
+      objects: k.objects.map((o) => {
+        if (o.kind !== kind) return o
+        const body = structuredClone(o.body) as any
+        f(body)
+        return { ...o, body }
+      })
+    })
+    const failed = (objs: typeof k.objects) => kubeFence(objs, "v").filter((p) => !p.ok).map((p) => p.detail)
+    expect(failed(edit("NetworkPolicy", (b) => { if (b.spec.podSelector.matchLabels["dev.bottle.role"] === "agent") b.spec.egress.push({ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }) }).objects)).toEqual([expect.stringContaining("lets it reach")])
+    expect(failed(edit("NetworkPolicy", (b) => { b.spec.policyTypes = ["Ingress"] }).objects)[0]).toContain("not Ingress and Egress")
+    expect(failed(k.objects.filter((o) => !(o.kind === "NetworkPolicy" && o.name === "v-egress")))).toEqual([expect.stringContaining("proxy's NetworkPolicy is missing")])
+    expect(failed(edit("StatefulSet", (b) => { b.spec.template.spec.automountServiceAccountToken = true }).objects)).toEqual([expect.stringContaining("service-account token")])
+    expect(failed(edit("StatefulSet", (b) => { b.spec.template.spec.containers[0].securityContext.capabilities.drop = [] }).objects)).toEqual([expect.stringContaining("keeps capabilities")])
   })
 })

@@ -28,13 +28,15 @@ const readSmall = (path: string): string => {
 
 /** The target the kubeconfig names, or why it cannot be used (naming the file and field). */
 export const kubeTarget = (settings: Settings, context: string | undefined): KubeTarget | string => {
-  const files = kubeconfigPaths(settings.host.env, settings.host.home).flatMap((path) => {
+  const paths = kubeconfigPaths(settings.host.env, settings.host.home)
+  const files = paths.flatMap((path) => {
     try {
       return [{ path, text: readSmall(path) }]
     } catch {
       return []
     }
   })
+  if (files.length === 0) return `no kubeconfig to read at ${paths.join(", ")} (KUBECONFIG, or ~/.kube/config): a bottle on Kubernetes needs one`
   return resolveKubeconfig(files, context, readSmall)
 }
 

@@ -1,45 +1,64 @@
 /** `bottle verify [NAME…] [-o json]`: probe each bottle's fence from inside its network namespace. Exit 0 holds, 1 a property failed, 2 error. */
 import { Args, Command } from "@effect/cli"
 import { Effect } from "effect"
-import { observe } from "../observers/observe.js"
+import { kubeFence, ENFORCEMENT_WARNING } from "../reconcilers/kubeVerify.js"
+import { Bottle as BL } from "../resources/labels.js"
+import { ROLE_LABEL } from "../resources/realiseKubernetes.js"
 import { withLock } from "../reconcilers/lock.js"
 import { writeVerdict } from "../reconcilers/runAction.js"
 import { verifyFence, type Verdict } from "../reconcilers/verify.js"
 import { verifyTargets } from "../reconcilers/verifyPlan.js"
 import { BottleName } from "../resources/spec.js"
 import { exitWith } from "./exit.js"
-import { output } from "./options.js"
+import { observeEverywhere } from "./kube.js"
+import { context, output } from "./options.js"
 import { err, json, out, style } from "./output.js"
 import { runnerOptions } from "./pipeline.js"
 import { SettingsTag } from "./settings.js"
 
 const bottles = Args.text({ name: "NAME" }).pipe(Args.withSchema(BottleName), Args.repeated, Args.withDescription("bottles to verify (default: every running bottle)"))
 
-export const verify = Command.make("verify", { bottles, output }, (o) =>
+export const verify = Command.make("verify", { bottles, output, context }, (o) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
     const opts = runnerOptions(settings)
     // Probes are containers bottle makes: one command at a time changes the engine.
     return yield* withLock(settings.home, "bottle verify", settings.lockWaitSeconds, (m) => err(`warning: ${m}`))(Effect.gen(function* () {
-      const observed = yield* observe(settings, { inspect: false })
+      const { observed } = yield* observeEverywhere(settings, o.context)
       if (observed.docker._tag === "Failed") {
         err(`error: ${observed.docker.error}`)
         return yield* Effect.fail(exitWith(2))
       }
-      const t = verifyTargets(observed, settings.names, settings.stateRoot, o.bottles)
-      const results = yield* Effect.forEach(t.targets, (spec) =>
+      // Kubernetes bottles are proven from what the API reports (src/reconcilers/kubeVerify.ts); the rest by a probe.
+      const kubeObjects = observed.kubernetes?._tag === "Ok" ? observed.kubernetes.value.objects : []
+      const onKube = [...new Set(kubeObjects.filter((x) => x.labels[ROLE_LABEL] === "agent" && x.labels[BL.bottle] !== undefined).map((x) => x.labels[BL.bottle]!))].sort()
+      const kubeWanted = o.bottles.length > 0 ? onKube.filter((b) => o.bottles.includes(b)) : onKube
+      if (observed.kubernetes?._tag === "Failed") err(`warning: ${observed.kubernetes.error}: its bottles are not verified`)
+      const kubeResults = kubeWanted.map((b) => {
+        const properties = kubeFence(kubeObjects, b)
+        return { bottle: b, verdict: { ok: properties.every((p) => p.ok), properties, at: new Date().toISOString() } as Verdict, error: undefined as string | undefined }
+      })
+      yield* Effect.forEach(kubeResults, (r) => Effect.promise(() => writeVerdict(`${settings.stateRoot}/${r.bottle}`, r.verdict!).catch(() => undefined)), { discard: true })
+      if (kubeResults.length > 0 && o.output !== "json") err(`warning: ${ENFORCEMENT_WARNING}`)
+      const named = o.bottles.filter((b) => !onKube.includes(b))
+      const t = o.bottles.length > 0 && named.length === 0
+        ? { targets: [], missing: [], notRunning: [], unsupported: [] }
+        : verifyTargets(observed, settings.names, settings.stateRoot, named)
+      const probed = yield* Effect.forEach(t.targets, (spec) =>
         verifyFence({ names: settings.names, bottle: spec.bottle, image: spec.proxyImage !== undefined && /mitmproxy/i.test(spec.proxyImage) ? spec.proxyImage : opts.probeImage, target: spec.target }, spec, opts.localEngine).pipe(
           Effect.tap((v) => Effect.promise(() => writeVerdict(spec.stateDir, v).catch(() => undefined))),
           Effect.map((v): { bottle: string; verdict: Verdict | undefined; error: string | undefined } => ({ bottle: spec.bottle, verdict: v, error: undefined })),
           Effect.catchAll((e) => Effect.succeed({ bottle: spec.bottle, verdict: undefined, error: e.message }))
         ), { concurrency: "unbounded" })
+      const results = [...probed, ...kubeResults]
       const s = style()
       if (o.output === "json") {
         json({
           bottles: results.map((r) => ({ name: r.bottle, ok: r.verdict?.ok ?? false, properties: r.verdict?.properties ?? [], at: r.verdict?.at ?? null, error: r.error ?? null })),
           missing: t.missing,
           notRunning: t.notRunning,
-          unsupported: t.unsupported
+          unsupported: t.unsupported,
+          ...(kubeResults.length > 0 ? { warning: ENFORCEMENT_WARNING } : {})
         })
       } else {
         for (const r of results) {

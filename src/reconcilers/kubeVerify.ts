@@ -1,0 +1,107 @@
+/**
+ * What `bottle verify` can prove of a Kubernetes bottle from the API: the
+ * objects that fence it are there and say what bottle means them to say,
+ * whatever its spec (verify reads none). Whether the cluster enforces
+ * NetworkPolicy at all is its network plugin's business: verify says so.
+ * Pure.
+ */
+import { Bottle as BL } from "../resources/labels.js"
+import type { ObservedObject } from "../resources/observed.js"
+import type { ProbeProperty } from "../resources/probeScript.js"
+import { EGRESS_PORT } from "../resources/realise.js"
+import { kubeNames, ROLE_LABEL } from "../resources/realiseKubernetes.js"
+
+export const ENFORCEMENT_WARNING =
+  "on Kubernetes the fence is NetworkPolicy: it holds only where the cluster's network plugin enforces it (Calico, Cilium, and the like; flannel alone does not)"
+
+type Json = Readonly<Record<string, any>>
+
+const selects = (selector: Json | undefined, bottle: string, role: string) =>
+  selector?.["matchLabels"]?.[BL.bottle] === bottle && selector?.["matchLabels"]?.[ROLE_LABEL] === role && selector?.["matchExpressions"] === undefined
+
+/** A policy's peer: a pod selector within the namespace, or kube-dns. */
+const peerIs = (peer: Json, bottle: string, role: string) => peer["namespaceSelector"] === undefined && peer["ipBlock"] === undefined && selects(peer["podSelector"], bottle, role)
+const isKubeDns = (peer: Json) =>
+  peer["ipBlock"] === undefined && peer["namespaceSelector"]?.["matchLabels"]?.["kubernetes.io/metadata.name"] === "kube-system" && peer["podSelector"]?.["matchLabels"]?.["k8s-app"] === "kube-dns"
+const dnsPorts = (ports: ReadonlyArray<Json> | undefined) => (ports ?? []).length > 0 && (ports ?? []).every((p) => p["port"] === 53)
+
+const check = (name: string, problem: string | undefined, fine: string): ProbeProperty => ({ name, ok: problem === undefined, detail: problem ?? fine })
+
+/** The agent's policy: it selects the agent's pods, lets nothing in, and lets out only to the proxy (and the cluster's DNS). */
+const agentPolicy = (p: ObservedObject | undefined, bottle: string, hasProxy: boolean): string | undefined => {
+  if (p === undefined) return "its NetworkPolicy is missing: the agent's pod is not fenced at all"
+  const spec = (p.body["spec"] ?? {}) as Json
+  if (!selects(spec["podSelector"], bottle, "agent")) return "its NetworkPolicy does not select the agent's pod"
+  const types: ReadonlyArray<string> = spec["policyTypes"] ?? []
+  if (!types.includes("Egress") || !types.includes("Ingress")) return `its NetworkPolicy restricts ${types.join(" and ") || "nothing"}, not Ingress and Egress`
+  if ((spec["ingress"] ?? []).length > 0) return "its NetworkPolicy lets connections in"
+  const egress: ReadonlyArray<Json> = spec["egress"] ?? []
+  for (const rule of egress) {
+    const to: ReadonlyArray<Json> = rule["to"] ?? []
+    if (to.length === 0) return "its NetworkPolicy has an egress rule to anywhere"
+    for (const peer of to) {
+      if (hasProxy && peerIs(peer, bottle, "egress")) {
+        if ((rule["ports"] ?? []).length === 0 || rule["ports"].some((x: Json) => x["port"] !== EGRESS_PORT)) return "its NetworkPolicy lets it reach its proxy on other ports"
+        continue
+      }
+      if (isKubeDns(peer) && dnsPorts(rule["ports"])) continue
+      return `its NetworkPolicy lets it reach ${JSON.stringify(peer)}`
+    }
+  }
+  return undefined
+}
+
+/** The proxy's policy: only its agent gets in, and out it reaches no private address. */
+const proxyPolicy = (p: ObservedObject | undefined, bottle: string): string | undefined => {
+  if (p === undefined) return "the proxy's NetworkPolicy is missing: it may reach the cluster and the host"
+  const spec = (p.body["spec"] ?? {}) as Json
+  if (!selects(spec["podSelector"], bottle, "egress")) return "the proxy's NetworkPolicy does not select the proxy's pod"
+  const types: ReadonlyArray<string> = spec["policyTypes"] ?? []
+  if (!types.includes("Egress") || !types.includes("Ingress")) return "the proxy's NetworkPolicy does not restrict both ways"
+  for (const rule of (spec["ingress"] ?? []) as ReadonlyArray<Json>) {
+    const from: ReadonlyArray<Json> = rule["from"] ?? []
+    if (from.length === 0 || !from.every((peer) => peerIs(peer, bottle, "agent"))) return "the proxy's NetworkPolicy lets in more than its agent"
+  }
+  for (const rule of (spec["egress"] ?? []) as ReadonlyArray<Json>) {
+    const to: ReadonlyArray<Json> = rule["to"] ?? []
+    if (to.length === 0) return "the proxy's NetworkPolicy lets it reach anything"
+    for (const peer of to) {
+      if (isKubeDns(peer) && dnsPorts(rule["ports"])) continue
+      const block = peer["ipBlock"] as Json | undefined
+      const except: ReadonlyArray<string> = block?.["except"] ?? []
+      if (block?.["cidr"] === "0.0.0.0/0" && ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"].every((c) => except.includes(c))) continue
+      return `the proxy's NetworkPolicy lets it reach ${JSON.stringify(peer)}`
+    }
+  }
+  return undefined
+}
+
+/** What runs the agent: no service-account token, nothing privileged, every capability dropped. */
+const hardening = (w: ObservedObject | undefined): string | undefined => {
+  if (w === undefined) return "its agent's workload is missing"
+  const spec = (w.body["spec"] ?? {}) as Json
+  const pod = (spec["template"] ?? spec["podTemplate"] ?? {})["spec"] as Json | undefined
+  if (pod === undefined) return "its workload has no pod template"
+  if (pod["automountServiceAccountToken"] !== false) return "its pod may mount a service-account token (the agent could call the API)"
+  if (pod["hostNetwork"] === true || pod["hostPID"] === true || pod["hostIPC"] === true) return "its pod shares the node's namespaces"
+  for (const c of (pod["containers"] ?? []) as ReadonlyArray<Json>) {
+    const sc = (c["securityContext"] ?? {}) as Json
+    if (sc["privileged"] === true || sc["allowPrivilegeEscalation"] !== false) return `container ${c["name"]} may gain privileges`
+    if (!(sc["capabilities"]?.["drop"] ?? []).includes("ALL")) return `container ${c["name"]} keeps capabilities`
+  }
+  return undefined
+}
+
+/** The properties verify proves of one Kubernetes bottle from what the API reports. */
+export const kubeFence = (objects: ReadonlyArray<ObservedObject>, bottle: string): ReadonlyArray<ProbeProperty> => {
+  const n = kubeNames(bottle)
+  const mine = objects.filter((o) => o.labels[BL.bottle] === bottle)
+  const find = (kind: string, name: string) => mine.find((o) => o.kind === kind && o.name === name)
+  const proxy = find("Deployment", n.egress)
+  const workload = find("StatefulSet", n.agent) ?? find("Sandbox", n.agent)
+  return [
+    check("agent fenced by NetworkPolicy", agentPolicy(find("NetworkPolicy", n.agent), bottle, proxy !== undefined), "only its proxy and the cluster's DNS"),
+    ...(proxy !== undefined ? [check("proxy fenced by NetworkPolicy", proxyPolicy(find("NetworkPolicy", n.egress), bottle), "only its agent in; no private address out")] : []),
+    check("agent pod hardened", hardening(workload), "no token, no privilege, no capabilities")
+  ]
+}
