@@ -181,6 +181,7 @@ describe("loadSpecs accepts good input", () => {
   it.effect("the shipped example specs", () =>
     Effect.gen(function* () {
       const bottles = yield* loadSpecs(["specs"], "default", host).pipe(Effect.provide(NodeContext.layer))
-      expect(bottles.map((b) => b.name)).toEqual(["claude", "demo-researcher", "demo-reviewer", "researcher", "reviewer", "vm-researcher", "writer"])
+      expect(bottles.map((b) => b.name)).toEqual(["claude", "coder", "demo-researcher", "demo-reviewer", "researcher", "reviewer", "vm-researcher", "writer"])
+      expect(bottles.find((b) => b.name === "coder")?.kubernetes).toEqual({ namespace: "bottle-team", runtimeClassName: undefined })
     }))
 })
