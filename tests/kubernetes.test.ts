@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest"
 import type { DesiredSecret } from "../src/resources/desired.js"
 import { Bottle as BL } from "../src/resources/labels.js"
 import {
-  Applyset, applysetId, applysetParent, CONFIG_HASH, groupKinds, NON_PUBLIC_V4, parentRef, realiseKubernetes, ROLE_LABEL,
+  Applyset, applysetId, applysetParent, CONFIG_HASH, groupKinds, kubeProbePod, NON_PUBLIC_V4, parentRef, realiseKubernetes, ROLE_LABEL,
   type KubernetesContext, type Manifest
 } from "../src/resources/realiseKubernetes.js"
 import { objectDrift, subsetDrift } from "../src/reconcilers/backends/kubernetes.js"
@@ -123,7 +123,8 @@ describe("a bottle on Kubernetes", () => {
   it("lets the agent reach its proxy (and the cluster's resolver) only, and nothing reach the agent", () => {
     const [policy] = byKind(manifests, "NetworkPolicy", "dev-agent")
     const spec = policy!.spec as any
-    expect(spec.podSelector.matchLabels).toEqual({ [BL.bottle]: "dev", [ROLE_LABEL]: "agent" })
+    // The agent's pods, and verify's probe (fenced exactly as the agent is).
+    expect(spec.podSelector).toEqual({ matchLabels: { [BL.bottle]: "dev" }, matchExpressions: [{ key: ROLE_LABEL, operator: "In", values: ["agent", "probe"] }] })
     expect(spec.policyTypes).toEqual(["Ingress", "Egress"])
     expect(spec.ingress).toEqual([])
     expect(spec.egress).toHaveLength(2)
@@ -134,7 +135,7 @@ describe("a bottle on Kubernetes", () => {
 
   it("lets the proxy be reached by its agent only, and reach only public addresses on the allowed ports", () => {
     const spec = byKind(manifests, "NetworkPolicy", "dev-egress")[0]!.spec as any
-    expect(spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { [BL.bottle]: "dev", [ROLE_LABEL]: "agent" } } }], ports: [{ protocol: "TCP", port: 8888 }] }])
+    expect(spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { [BL.bottle]: "dev" }, matchExpressions: [{ key: ROLE_LABEL, operator: "In", values: ["agent", "probe"] }] } }], ports: [{ protocol: "TCP", port: 8888 }] }])
     expect(spec.egress[0].to).toEqual([{ ipBlock: { cidr: "0.0.0.0/0", except: NON_PUBLIC_V4 } }])
     expect(spec.egress[0].ports.map((p: { port: number }) => p.port)).toEqual([80, 443, 8443])
     expect(NON_PUBLIC_V4).toEqual(expect.arrayContaining(["10.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"]))
@@ -338,6 +339,15 @@ describe("the kubernetes backend's planning", () => {
     expect(sd.after.every((id) => id.startsWith("DeleteObject:"))).toBe(true)
   })
 
+  it("verify's probe pod is a valid, hardened Pod, fenced as the agent (its policy selects it), never restarted", () => {
+    const pod = kubeProbePod({ name: "dev", set: "default" }, ctx, "bottle/mitmproxy:1", ["python3", "-c", "print(1)"])
+    expect(() => validate(pod)).not.toThrow()
+    expect(pod.metadata.labels).toMatchObject({ [BL.bottle]: "dev", [ROLE_LABEL]: "probe", [Applyset.partOf]: applysetId(parentRef("default", "bottle-default", "claude-bottle")) })
+    const policy = byKind(realiseKubernetes(full, { ...ctx, ca }).manifests, "NetworkPolicy", "dev-agent")[0]!.spec as any
+    expect(policy.podSelector.matchExpressions[0].values).toContain(pod.metadata.labels[ROLE_LABEL])
+    expect(pod["spec"]).toMatchObject({ restartPolicy: "Never", automountServiceAccountToken: false, containers: [{ securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } } }] })
+  })
+
   it("runs the agent as an agent-sandbox Sandbox where the cluster serves it: valid, hardened as the StatefulSet's pod is", () => {
     const sts = realiseKubernetes(full, { ...ctx, ca }).manifests.find((m) => m.kind === "StatefulSet")!
     const sbx = realiseKubernetes(full, { ...ctx, ca, sandboxApi: true }).manifests.find((m) => m.kind === "Sandbox")!
@@ -361,7 +371,7 @@ describe("the kubernetes backend's planning", () => {
       })
     })
     const failed = (objs: typeof k.objects) => kubeFence(objs, "v").filter((p) => !p.ok).map((p) => p.detail)
-    expect(failed(edit("NetworkPolicy", (b) => { if (b.spec.podSelector.matchLabels["dev.bottle.role"] === "agent") b.spec.egress.push({ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }) }).objects)).toEqual([expect.stringContaining("lets it reach")])
+    expect(failed(edit("NetworkPolicy", (b) => { if (b.spec.podSelector.matchExpressions !== undefined) b.spec.egress.push({ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }) }).objects)).toEqual([expect.stringContaining("lets it reach")])
     expect(failed(edit("NetworkPolicy", (b) => { b.spec.policyTypes = ["Ingress"] }).objects)[0]).toContain("not Ingress and Egress")
     expect(failed(k.objects.filter((o) => !(o.kind === "NetworkPolicy" && o.name === "v-egress")))).toEqual([expect.stringContaining("proxy's NetworkPolicy is missing")])
     expect(failed(edit("StatefulSet", (b) => { b.spec.template.spec.automountServiceAccountToken = true }).objects)).toEqual([expect.stringContaining("service-account token")])

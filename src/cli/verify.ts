@@ -1,6 +1,8 @@
 /** `bottle verify [NAME…] [-o json]`: probe each bottle's fence from inside its network namespace. Exit 0 holds, 1 a property failed, 2 error. */
 import { Args, Command } from "@effect/cli"
 import { Effect } from "effect"
+import { KUBE_PROXY_USER } from "../reconcilers/backends/kubernetes.js"
+import { kubeProbe } from "../reconcilers/kubeProbe.js"
 import { kubeFence, ENFORCEMENT_WARNING } from "../reconcilers/kubeVerify.js"
 import { Bottle as BL } from "../resources/labels.js"
 import { ROLE_LABEL } from "../resources/realiseKubernetes.js"
@@ -15,6 +17,7 @@ import { context, output } from "./options.js"
 import { err, json, out, style } from "./output.js"
 import { runnerOptions } from "./pipeline.js"
 import { SettingsTag } from "./settings.js"
+import { workloadReady } from "./target.js"
 
 const bottles = Args.text({ name: "NAME" }).pipe(Args.withSchema(BottleName), Args.repeated, Args.withDescription("bottles to verify (default: every running bottle)"))
 
@@ -24,7 +27,7 @@ export const verify = Command.make("verify", { bottles, output, context }, (o) =
     const opts = runnerOptions(settings)
     // Probes are containers bottle makes: one command at a time changes the engine.
     return yield* withLock(settings.home, "bottle verify", settings.lockWaitSeconds, (m) => err(`warning: ${m}`))(Effect.gen(function* () {
-      const { observed } = yield* observeEverywhere(settings, o.context)
+      const { observed, access } = yield* observeEverywhere(settings, o.context)
       if (observed.docker._tag === "Failed") {
         err(`error: ${observed.docker.error}`)
         return yield* Effect.fail(exitWith(2))
@@ -34,10 +37,23 @@ export const verify = Command.make("verify", { bottles, output, context }, (o) =
       const onKube = [...new Set(kubeObjects.filter((x) => x.labels[ROLE_LABEL] === "agent" && x.labels[BL.bottle] !== undefined).map((x) => x.labels[BL.bottle]!))].sort()
       const kubeWanted = o.bottles.length > 0 ? onKube.filter((b) => o.bottles.includes(b)) : onKube
       if (observed.kubernetes?._tag === "Failed") err(`warning: ${observed.kubernetes.error}: its bottles are not verified`)
-      const kubeResults = kubeWanted.map((b) => {
-        const properties = kubeFence(kubeObjects, b)
-        return { bottle: b, verdict: { ok: properties.every((p) => p.ok), properties, at: new Date().toISOString() } as Verdict, error: undefined as string | undefined }
-      })
+      const kubeResults = yield* Effect.forEach(kubeWanted, (b) =>
+        Effect.gen(function* () {
+          const fence = kubeFence(kubeObjects, b)
+          const agent = kubeObjects.find((x) => x.labels[BL.bottle] === b && x.labels[ROLE_LABEL] === "agent" && x.kind !== "Pod")!
+          const proxy = kubeObjects.find((x) => x.labels[BL.bottle] === b && x.labels[ROLE_LABEL] === "egress" && x.kind === "Deployment")
+          const proxyImage = ((proxy?.body["spec"] as any)?.template?.spec?.containers?.[0]?.image as string | undefined)
+          // The API checks first: a pod is probed only inside a fence that is there, and only once its agent runs.
+          const probed = access._tag !== "Ready" || !fence.every((p) => p.ok) || !workloadReady(agent.body)
+            ? [{ name: "probed from inside", ok: false, detail: access._tag !== "Ready" ? "no cluster to probe" : !fence.every((p) => p.ok) ? "not probed: its fence is not in place" : "not probed: its agent is not running" }]
+            : yield* kubeProbe(access.target, { name: b, set: agent.labels[BL.set] ?? "default" }, { namespace: agent.namespace, prefix: settings.names.prefix, proxyUser: KUBE_PROXY_USER },
+              proxyImage !== undefined && /mitmproxy/i.test(proxyImage) ? proxyImage : opts.probeImage, proxy !== undefined).pipe(
+              Effect.provide(access.layer),
+              Effect.catchAll((e) => Effect.succeed([{ name: "probed from inside", ok: false, detail: typeof e === "string" ? e : e.message }]))
+            )
+          const properties = [...fence, ...probed]
+          return { bottle: b, verdict: { ok: properties.every((p) => p.ok), properties, at: new Date().toISOString() } as Verdict, error: undefined as string | undefined }
+        }), { concurrency: 4 })
       yield* Effect.forEach(kubeResults, (r) => Effect.promise(() => writeVerdict(`${settings.stateRoot}/${r.bottle}`, r.verdict!).catch(() => undefined)), { discard: true })
       if (kubeResults.length > 0 && o.output !== "json") err(`warning: ${ENFORCEMENT_WARNING}`)
       const named = o.bottles.filter((b) => !onKube.includes(b))

@@ -61,7 +61,7 @@ export const POD: ResourceRef = { group: "", version: "v1", kind: "Pod", plural:
 
 export const refOf = (apiVersion: string, kind: string): ResourceRef | undefined => {
   const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") as [string, string] : ["", apiVersion]
-  return RESOURCES.find((r) => r.group === group && r.version === version && r.kind === kind)
+  return [...RESOURCES, POD].find((r) => r.group === group && r.version === version && r.kind === kind)
 }
 
 const collectionPath = (r: ResourceRef, namespace: string) =>

@@ -8,10 +8,12 @@
 import { Effect } from "effect"
 import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
 import type { KubeSnapshot, ObservedObject, Source } from "../resources/observed.js"
-import { KubeApi, RESOURCES, type KubeObject } from "./KubeApi.js"
+import { KubeApi, POD, RESOURCES, type KubeObject } from "./KubeApi.js"
 
 export const SANDBOX_GROUP_VERSION = "agents.x-k8s.io/v1alpha1"
 const SELECTOR = `${BL.managedBy}=${MANAGED_BY}`
+/** Pods bottle makes itself: verify's probes (a run cut off may leave one). */
+const PROBES = `${SELECTOR},dev.bottle.role=probe`
 
 const asObserved = (o: KubeObject, apiVersion: string, kind: string, namespace: string): ObservedObject => {
   const { apiVersion: _a, kind: _k, metadata, ...body } = o
@@ -35,8 +37,8 @@ export const observeKube = (namespaces: ReadonlyArray<string>, context: string) 
     const kinds = RESOURCES.filter((r) => sandboxApi || r.kind !== "Sandbox")
     const exists = yield* Effect.forEach(namespaces, (ns) => api.namespaceExists(ns), { concurrency: 8 })
     const lists = yield* Effect.forEach(
-      namespaces.filter((_, i) => exists[i]).flatMap((ns) => kinds.map((r) => ({ ns, r }))),
-      ({ ns, r }) => api.list(r, ns, SELECTOR).pipe(
+      namespaces.filter((_, i) => exists[i]).flatMap((ns) => [...kinds, POD].map((r) => ({ ns, r }))),
+      ({ ns, r }) => api.list(r, ns, r === POD ? PROBES : SELECTOR).pipe(
         Effect.map((items) => items.map((o) => asObserved(o, r.group === "" ? r.version : `${r.group}/${r.version}`, r.kind, ns)))
       ),
       { concurrency: 8 }

@@ -9,7 +9,7 @@ import { Bottle as BL } from "../resources/labels.js"
 import type { ObservedObject } from "../resources/observed.js"
 import type { ProbeProperty } from "../resources/probeScript.js"
 import { EGRESS_PORT } from "../resources/realise.js"
-import { kubeNames, ROLE_LABEL } from "../resources/realiseKubernetes.js"
+import { fencedSelector, kubeNames, ROLE_LABEL } from "../resources/realiseKubernetes.js"
 
 export const ENFORCEMENT_WARNING =
   "on Kubernetes the fence is NetworkPolicy: it holds only where the cluster's network plugin enforces it (Calico, Cilium, and the like; flannel alone does not)"
@@ -18,6 +18,13 @@ type Json = Readonly<Record<string, any>>
 
 const selects = (selector: Json | undefined, bottle: string, role: string) =>
   selector?.["matchLabels"]?.[BL.bottle] === bottle && selector?.["matchLabels"]?.[ROLE_LABEL] === role && selector?.["matchExpressions"] === undefined
+
+/** The agent's fence selects its pods and its probe's, and nothing else of the bottle's. */
+const selectsFenced = (selector: Json | undefined, bottle: string) => {
+  const want = fencedSelector(bottle)
+  return JSON.stringify(selector?.["matchLabels"]) === JSON.stringify(want.matchLabels) &&
+    JSON.stringify(selector?.["matchExpressions"]) === JSON.stringify(want.matchExpressions)
+}
 
 /** A policy's peer: a pod selector within the namespace, or kube-dns. */
 const peerIs = (peer: Json, bottle: string, role: string) => peer["namespaceSelector"] === undefined && peer["ipBlock"] === undefined && selects(peer["podSelector"], bottle, role)
@@ -31,7 +38,7 @@ const check = (name: string, problem: string | undefined, fine: string): ProbePr
 const agentPolicy = (p: ObservedObject | undefined, bottle: string, hasProxy: boolean): string | undefined => {
   if (p === undefined) return "its NetworkPolicy is missing: the agent's pod is not fenced at all"
   const spec = (p.body["spec"] ?? {}) as Json
-  if (!selects(spec["podSelector"], bottle, "agent")) return "its NetworkPolicy does not select the agent's pod"
+  if (!selectsFenced(spec["podSelector"], bottle)) return "its NetworkPolicy does not select the agent's pod"
   const types: ReadonlyArray<string> = spec["policyTypes"] ?? []
   if (!types.includes("Egress") || !types.includes("Ingress")) return `its NetworkPolicy restricts ${types.join(" and ") || "nothing"}, not Ingress and Egress`
   if ((spec["ingress"] ?? []).length > 0) return "its NetworkPolicy lets connections in"
@@ -60,7 +67,7 @@ const proxyPolicy = (p: ObservedObject | undefined, bottle: string): string | un
   if (!types.includes("Egress") || !types.includes("Ingress")) return "the proxy's NetworkPolicy does not restrict both ways"
   for (const rule of (spec["ingress"] ?? []) as ReadonlyArray<Json>) {
     const from: ReadonlyArray<Json> = rule["from"] ?? []
-    if (from.length === 0 || !from.every((peer) => peerIs(peer, bottle, "agent"))) return "the proxy's NetworkPolicy lets in more than its agent"
+    if (from.length === 0 || !from.every((peer) => peer["namespaceSelector"] === undefined && peer["ipBlock"] === undefined && selectsFenced(peer["podSelector"], bottle))) return "the proxy's NetworkPolicy lets in more than its agent"
   }
   for (const rule of (spec["egress"] ?? []) as ReadonlyArray<Json>) {
     const to: ReadonlyArray<Json> = rule["to"] ?? []

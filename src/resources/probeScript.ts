@@ -30,6 +30,12 @@ export interface ProbeInput {
   readonly sidecars: ReadonlyArray<{ readonly name: string; readonly host: string; readonly port: number }>
   /** Seconds each connection attempt may take. */
   readonly timeout: number
+  /**
+   * On a cluster: every pod has a route out and a resolver that forwards (the fence is NetworkPolicy, and
+   * the agent's proxy is found by name), so instead of routes, DNS and IPv6 the probe checks that no public
+   * address answers a connection (a SYN the policy must drop).
+   */
+  readonly cluster?: boolean
 }
 
 export interface ProbeProperty {
@@ -294,13 +300,27 @@ def verify(a):
             s.close()
         except OSError as e:
             unreached.append("%s (%s:%d): %s" % (x["name"], x["host"], x["port"], e))
+    public_reached = []
+    def public(addr):
+        try:
+            socket.create_connection((addr, 443), timeout=t).close()
+            public_reached.append("%s:443 (connected)" % addr)
+        except ConnectionRefusedError:
+            public_reached.append("%s:443 (refused: something answered)" % addr)
+        except OSError:
+            pass
+    cluster = a.get("cluster", False)
     proxy_thread = threading.Thread(target=proxy)
     sidecar_threads = [threading.Thread(target=sidecar, args=(x,)) for x in a.get("sidecars", [])]
-    threads = [proxy_thread, threading.Thread(target=routes), threading.Thread(target=ipv6)] + sidecar_threads
+    threads = [proxy_thread] + sidecar_threads
+    if cluster:
+        threads += [threading.Thread(target=public, args=(x,)) for x in a["publicAddresses"]]
+    else:
+        threads += [threading.Thread(target=routes), threading.Thread(target=ipv6)]
     threads.append(threading.Thread(target=addresses, args=([x for x in a["hostTargets"] if literal(x["host"])],)))
     # Names (host.docker.internal) are resolved first: a thread each, and there are few.
     threads += [threading.Thread(target=host, args=(x,)) for x in a["hostTargets"] if not literal(x["host"])]
-    threads += [threading.Thread(target=dns, args=(n,)) for n in a["dnsNames"]]
+    threads += [threading.Thread(target=dns, args=(n,)) for n in ([] if cluster else a["dnsNames"])]
     # Every check runs at once and gets one timeout, plus a little: what has not answered by then did not answer.
     for th in threads:
         th.daemon = True
@@ -319,7 +339,10 @@ def verify(a):
         names = ", ".join("%s (%s:%d)" % (x["name"], x["host"], x["port"]) for x in a["sidecars"])
         add("sidecars answer", not unreached and not any(th.is_alive() for th in sidecar_threads), "; ".join(unreached) if unreached else ("no answer from " + names if any(th.is_alive() for th in sidecar_threads) else names + " answer"))
     add("host and gateways unreachable", not reached, "reached " + ", ".join(sorted(reached)) if reached else "%d addresses tried, none answered" % len(a["hostTargets"]))
-    add("no outside DNS", not leaks, "; ".join(sorted(leaks)) if leaks else "no resolver answered for " + ", ".join(a["dnsNames"]))
+    if cluster:
+        add("public addresses unreachable", not public_reached, "reached " + ", ".join(sorted(public_reached)) if public_reached else "no answer from " + ", ".join(a["publicAddresses"]))
+    else:
+        add("no outside DNS", not leaks, "; ".join(sorted(leaks)) if leaks else "no resolver answered for " + ", ".join(a["dnsNames"]))
     return {"properties": sorted(props, key=lambda p: p["name"])}
 
 result = ready(args) if args["mode"] == "ready" else verify(args)

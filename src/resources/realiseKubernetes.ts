@@ -89,6 +89,12 @@ export const SANDBOX_API_VERSION = "agents.x-k8s.io/v1alpha1"
 /** The pod role label: which of a bottle's pods a selector means. */
 export const ROLE_LABEL = "dev.bottle.role"
 
+/** The pods the agent's fence holds: the agent's, and the probe `bottle verify` runs in its place. */
+export const fencedSelector = (bottle: string) => ({
+  matchLabels: { [BL.bottle]: bottle },
+  matchExpressions: [{ key: ROLE_LABEL, operator: "In", values: ["agent", "probe"] }]
+})
+
 export interface ParentRef {
   readonly name: string
   readonly namespace: string
@@ -208,7 +214,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
   // ---- the fence first: nothing runs before it ----
   out.push(make("networking.k8s.io/v1", "NetworkPolicy", n.agent, {
     spec: {
-      podSelector: { matchLabels: selector("agent") },
+      podSelector: fencedSelector(b.name),
       policyTypes: ["Ingress", "Egress"],
       ingress: [],
       // The proxy, by name: so the cluster's resolver too (the one way out that is not the proxy; names only, no data path).
@@ -221,7 +227,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
       spec: {
         podSelector: { matchLabels: selector("egress") },
         policyTypes: ["Ingress", "Egress"],
-        ingress: [{ from: [{ podSelector: { matchLabels: selector("agent") } }], ports: [{ protocol: "TCP", port: EGRESS_PORT }] }],
+        ingress: [{ from: [{ podSelector: fencedSelector(b.name) }], ports: [{ protocol: "TCP", port: EGRESS_PORT }] }],
         egress: [
           { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: NON_PUBLIC_V4 } }], ports: ports.map((port) => ({ protocol: "TCP", port })) },
           { to: [KUBE_DNS], ports: DNS_PORTS }
@@ -401,5 +407,40 @@ export const kubeStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDirSpe
     managed: [],
     ca: false,
     upstreamTrust: []
+  }
+}
+
+/**
+ * The pod `bottle verify` runs to probe a bottle's fence from inside it: fenced as its agent is (the
+ * agent's NetworkPolicy selects role probe too), hardened, never restarted, and a member of the set's
+ * ApplySet, so a run cut off before it removed the pod leaves nothing prune does not reap.
+ */
+export const kubeProbePod = (b: { readonly name: string; readonly set: string }, ctx: Pick<KubernetesContext, "namespace" | "prefix" | "proxyUser">, image: string, command: ReadonlyArray<string>): Manifest => {
+  const n = kubeNames(b.name)
+  const user = uidGid(ctx.proxyUser)
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: `${b.name}-probe`,
+      namespace: ctx.namespace,
+      labels: { [BL.managedBy]: MANAGED_BY, [BL.bottle]: b.name, [BL.set]: b.set, [BL.backend]: "kubernetes", [Applyset.partOf]: applysetId(parentRef(b.set, ctx.namespace, ctx.prefix)), [ROLE_LABEL]: "probe" },
+      annotations: {}
+    },
+    spec: {
+      serviceAccountName: n.account,
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      restartPolicy: "Never",
+      activeDeadlineSeconds: 120,
+      securityContext: podHardening(user),
+      containers: [{
+        name: "probe",
+        image,
+        command: [...command],
+        resources: { limits: { memory: "64Mi", cpu: "500m" } },
+        securityContext: containerHardening(true)
+      }]
+    }
   }
 }

@@ -286,18 +286,43 @@ describe.skipIf(!available)("kubernetes bottles (against a fake API server)", ()
     expect((await run("diff", "-f", f)).status).toBe(0)
   }, 120_000)
 
-  it("verify proves from the API that each bottle's fence is in place, warns that enforcement is the network plugin's, and fails on a widened policy", async () => {
+  it("verify checks the fence through the API, then probes from a pod fenced as the agent, warns that enforcement is the network plugin's, and fails on a widened policy", async () => {
     expect((await run("apply", "-f", file("k.yaml", spec("kver")))).status).toBe(0)
+    // The FAKE cluster cannot run a pod: here it gives the probe pod's log, as a fenced pod would print it.
+    const ran: Array<Record<string, any>> = []
+    kube.runPod = (pod) => {
+      ran.push(pod)
+      return `${JSON.stringify({ properties: [{ name: "proxy answers", ok: true, detail: "kver-egress:8080: HTTP/1.1 403" }, { name: "public addresses unreachable", ok: true, detail: "no answer" }] })}\n`
+    }
     const ok = await run("verify")
     expect(ok.status, ok.stdout + ok.stderr).toBe(0)
     expect(ok.stdout).toContain("kver: fence holds")
+    expect(ok.stdout).toContain("agent fenced by NetworkPolicy")
+    expect(ok.stdout).toContain("public addresses unreachable")
     expect(ok.stderr).toContain("network plugin")
     expect(JSON.parse(readFileSync(join(home, "state", "kver", "verify.json"), "utf8")).ok).toBe(true)
-    // Someone lets the agent out, around its proxy.
+    // The probe ran as the agent's fence holds it, hardened, and is gone.
+    expect(ran).toHaveLength(1)
+    expect(ran[0]!.metadata.labels).toMatchObject({ "dev.bottle.bottle": "kver", "dev.bottle.role": "probe", "applyset.kubernetes.io/part-of": idOf(env) })
+    expect(ran[0]!.spec).toMatchObject({ automountServiceAccountToken: false, restartPolicy: "Never", securityContext: { runAsNonRoot: true, runAsUser: 65534 } })
+    expect(ran[0]!.spec.containers[0].command.slice(0, 2)).toEqual(["python3", "-c"])
+    const policy = kube.objects().find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "kver-agent")!
+    expect(policy.spec.podSelector.matchExpressions).toEqual([{ key: "dev.bottle.role", operator: "In", values: ["agent", "probe"] }])
+    expect(kube.requests.filter((q) => q.method === "DELETE" && q.path.includes("/pods/kver-probe-"))).toHaveLength(1)
+
+    // Run where nothing fences it (the test host), the same probe finds its way out: a broken fence, said so.
+    kube.runPod = undefined
+    const open = await run("verify", "kver")
+    expect(open.status, open.stdout + open.stderr).toBe(1)
+    expect(open.stdout).toContain("FENCE BROKEN")
+    expect(open.stdout).toMatch(/FAIL proxy answers/)
+
+    // Someone lets the agent out, around its proxy: the API check fails, and no probe is run in an open fence.
     kube.applyAs("kubectl-edit", { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "kver-agent", namespace: "bottle-default" }, spec: { egress: [{ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }] } }, true)
     const broken = await run("verify", "kver")
     expect(broken.status).toBe(1)
     expect(broken.stdout).toContain("FENCE BROKEN")
     expect(broken.stdout).toContain("lets it reach")
+    expect(broken.stdout).toContain("not probed: its fence is not in place")
   }, 120_000)
 })

@@ -43,6 +43,11 @@ export interface FakeKube {
   objects: () => ReadonlyArray<Record<string, any>>
   /** Pod name → its log, as the log endpoint serves it. */
   readonly podLogs: Map<string, string>
+  /**
+   * How a bare pod bottle applies (verify's probe) runs: by default its command runs ON THE TEST HOST (which is
+   * not fenced: a probe there finds its way out); a test may give its log instead.
+   */
+  runPod: ((pod: Record<string, any>) => string | undefined) | undefined
   /** Every exec asked: the pod, the container and the command. */
   readonly execs: Array<{ pod: string; container: string; command: ReadonlyArray<string>; protocol: string }>
   close: () => Promise<void>
@@ -121,6 +126,23 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
     if (before !== JSON.stringify(next.obj)) next.obj.metadata.resourceVersion = String(++rv)
     next.obj.metadata.managedFields = [...new Set(next.owners.values())].map((m) => ({ manager: m, operation: "Apply" }))
     store.set(key, next)
+    if (kind === "Pod" && cur === undefined) {
+      next.obj.status = { phase: "Running" }
+      const given = fake.runPod?.(next.obj)
+      const finish = (log: string, ok: boolean) => {
+        podLogs.set(name, log)
+        next.obj.status = { phase: ok ? "Succeeded" : "Failed" }
+      }
+      if (given !== undefined) finish(given, true)
+      else {
+        const command: Array<string> = next.obj.spec?.containers?.[0]?.command ?? []
+        const child = spawn(command[0] ?? "false", command.slice(1), { stdio: ["ignore", "pipe", "ignore"] })
+        let out = ""
+        child.stdout.on("data", (d: Buffer) => { out += d })
+        child.on("error", () => finish("", false))
+        child.on("close", (code) => finish(out, code === 0))
+      }
+    }
     if (kind === "StatefulSet" || kind === "Deployment" || kind === "Sandbox") {
       // The controllers: one pod, Running and ready (agent-sandbox names it after the Sandbox).
       next.obj.status = kind === "Sandbox" ? { replicas: 1, conditions: [{ type: "Ready", status: "True" }] } : { replicas: 1, readyReplicas: 1 }
@@ -251,6 +273,7 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
     },
     objects: () => [...store.values()].map((s) => s.obj).filter((o) => o.kind !== "Pod"),
     podLogs,
+    runPod: undefined,
     execs,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) })
   }

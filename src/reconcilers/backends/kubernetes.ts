@@ -43,7 +43,11 @@ interface KubeOwned extends Owned {
 
 /** Workloads go first and are named first as live; the fence (NetworkPolicies) goes last. */
 const WORKLOADS = new Set(["StatefulSet", "Deployment", "Sandbox"])
-const teardownRank = (kind: string) => (WORKLOADS.has(kind) ? 0 : kind === "NetworkPolicy" ? 2 : 1)
+/** A probe pod verify left behind goes with the workloads. */
+const teardownRank = (kind: string) => (WORKLOADS.has(kind) || kind === "Pod" ? 0 : kind === "NetworkPolicy" ? 2 : 1)
+
+/** Who the proxy (and verify's probe) runs as on a cluster: nobody, whoever runs bottle (root, in CI) — no host file is mounted there. */
+export const KUBE_PROXY_USER = "65534:65534"
 
 export const objectName = (o: { readonly namespace: string; readonly kind: string; readonly name: string }) => `${o.namespace}/${o.kind}/${o.name}`
 const manifestName = (m: Manifest) => objectName({ namespace: m.metadata.namespace, kind: m.kind, name: m.metadata.name })
@@ -120,7 +124,7 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
       owner: obj.labels[BL.bottle],
       set: obj.labels[BL.set],
       state: obj.deleting ? "being deleted" : undefined,
-      rank: WORKLOADS.has(obj.kind) ? 1 : 2
+      rank: WORKLOADS.has(obj.kind) || obj.kind === "Pod" ? 1 : 2
     }))
   const parents = objects.filter((o) => o.kind === "ConfigMap" && o.labels[Applyset.id] !== undefined)
   const parentOf = (namespace: string, set: string) => parents.find((p) => p.namespace === namespace && p.name === parentRef(set, namespace, prefix).name)
@@ -131,7 +135,7 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     sandboxApi: snap?.sandboxApi === true,
     tooling: opts.tooling,
     egressImage: opts.realise.egressImage,
-    proxyUser: opts.realise.proxyUser,
+    proxyUser: KUBE_PROXY_USER,
     stateSize: opts.stateSize
   })
   const realised = new Map(desired.filter((b) => b.backend === "kubernetes").map((b) => [b.name, realiseKubernetes(b, contextOf(namespaceOf(b)))]))
@@ -292,7 +296,8 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
         const parent = parentOf(s.namespace, s.set)
         if (parent === undefined && s.widened === undefined) continue
         if (refuseParent(s.namespace, s.set) !== undefined) continue
-        const left = items.filter((i) => i.obj.namespace === s.namespace && i.set === s.set && !shared.removed.has(i))
+        // verify's probe pods are members (so a leaked one is reaped) but no kind the parent lists.
+        const left = items.filter((i) => i.obj.namespace === s.namespace && i.set === s.set && !shared.removed.has(i) && i.obj.kind !== "Pod")
         // Kinds the parent lists that were not looked at (an API not served now, a newer bottle's kinds) stay listed.
         const unlisted = [...kindsOf(parent?.annotations[Applyset.containsGroupKinds])].filter((k) => !(snap?.listed ?? []).includes(k))
         const kinds = new Set([...s.desiredKinds, ...left.map((i) => groupKindOf(i.obj)), ...unlisted])
