@@ -120,17 +120,14 @@ describe("a bottle on Kubernetes", () => {
     expect(kinds.at(-1)).toBe("StatefulSet")
   })
 
-  it("lets the agent reach its proxy (and the cluster's resolver) only, and nothing reach the agent", () => {
+  it("lets the agent reach its proxy only (not the cluster's resolver, which forwards outside names), and nothing reach the agent", () => {
     const [policy] = byKind(manifests, "NetworkPolicy", "dev-agent")
     const spec = policy!.spec as any
     // The agent's pods, and verify's probe (fenced exactly as the agent is).
     expect(spec.podSelector).toEqual({ matchLabels: { [BL.bottle]: "dev" }, matchExpressions: [{ key: ROLE_LABEL, operator: "In", values: ["agent", "probe"] }] })
     expect(spec.policyTypes).toEqual(["Ingress", "Egress"])
     expect(spec.ingress).toEqual([])
-    expect(spec.egress).toHaveLength(2)
-    expect(spec.egress[0]).toEqual({ to: [{ podSelector: { matchLabels: { [BL.bottle]: "dev", [ROLE_LABEL]: "egress" } } }], ports: [{ protocol: "TCP", port: 8888 }] })
-    expect(spec.egress[1].ports.every((p: { port: number }) => p.port === 53)).toBe(true)
-    expect(spec.egress[1].to[0].podSelector.matchLabels).toEqual({ "k8s-app": "kube-dns" })
+    expect(spec.egress).toEqual([{ to: [{ podSelector: { matchLabels: { [BL.bottle]: "dev", [ROLE_LABEL]: "egress" } } }], ports: [{ protocol: "TCP", port: 8888 }] }])
   })
 
   it("lets the proxy be reached by its agent only, and reach only public addresses on the allowed ports", () => {
@@ -172,7 +169,8 @@ describe("a bottle on Kubernetes", () => {
   it("hardens every pod as the docker backend does: non-root, no privilege escalation, no capabilities, no token, limits", () => {
     for (const t of podTemplates(manifests)) {
       expect(t.spec.automountServiceAccountToken).toBe(false)
-      expect(t.spec.enableServiceLinks).toBe(false)
+      // Only the agent gets the Services' variables: its proxy's address, without DNS.
+      expect(t.spec.enableServiceLinks).toBe(t.metadata.labels[ROLE_LABEL] === "agent")
       expect(t.spec.securityContext.runAsNonRoot).toBe(true)
       expect(t.spec.securityContext.seccompProfile).toEqual({ type: "RuntimeDefault" })
       for (const c of t.spec.containers) {
@@ -203,7 +201,10 @@ describe("a bottle on Kubernetes", () => {
     const b = bottle("dev", { env: { HTTPS_PROXY: "http://evil:1" } })
     const agent = podTemplates(realiseKubernetes(b, ctx).manifests.filter((m) => m.kind === "StatefulSet"))[0]!.spec.containers[0]
     const last = agent.env.filter((e: { name: string }) => e.name === "HTTPS_PROXY").at(-1)
-    expect(last.value).toBe("http://dev-egress:8888")
+    // By the address Kubernetes gives its proxy's Service (the agent has no DNS).
+    expect(last.value).toBe("http://$(DEV_EGRESS_SERVICE_HOST):8888")
+    const names = agent.env.map((e: { name: string }) => e.name)
+    expect(names.lastIndexOf("HTTPS_PROXY")).toBeGreaterThan(names.indexOf("HTTPS_PROXY"))
   })
 
   it("rolls a pod when what it reads changes: a new secret value, a new allow list", () => {

@@ -7,16 +7,18 @@
  */
 import { Writable } from "node:stream"
 import { Duration, Effect, Schedule } from "effect"
-import { KubeApi, POD, type KubeError } from "../observers/KubeApi.js"
+import { KubeApi, POD, refOf, type KubeError } from "../observers/KubeApi.js"
 import { kubeLogs } from "../observers/KubeStreams.js"
 import type { KubeTarget } from "../resources/kubeconfig.js"
 import { PROBE_SCRIPT, type ProbeInput, type ProbeProperty } from "../resources/probeScript.js"
-import { EGRESS_PORT } from "../resources/realise.js"
+import { dnsNamesFor, EGRESS_PORT } from "../resources/realise.js"
 import { kubeNames, kubeProbePod } from "../resources/realiseKubernetes.js"
 import { REFUSED_HOST } from "./verify.js"
 
-/** What must not answer from inside the fence: the cluster's API, the cloud's metadata service. */
-const CLUSTER_TARGETS = [{ host: "kubernetes.default.svc", port: 443 }, { host: "169.254.169.254", port: 80 }]
+const SERVICE = refOf("v1", "Service")!
+
+/** What must not answer from inside the fence: the cloud's metadata service (and the cluster's API, which the probe finds itself). */
+const CLUSTER_TARGETS = [{ host: "169.254.169.254", port: 80 }]
 
 export const kubeProbe = (
   target: KubeTarget,
@@ -27,14 +29,18 @@ export const kubeProbe = (
 ): Effect.Effect<ReadonlyArray<ProbeProperty>, KubeError | string, KubeApi> =>
   Effect.gen(function* () {
     const api = yield* KubeApi
+    // The proxy by its Service's address, as the agent reaches it: inside the fence no name resolves.
+    const service = hasProxy ? yield* api.get(SERVICE, ctx.namespace, kubeNames(b.name).egress) : undefined
+    const clusterIp = (service?.["spec"] as { clusterIP?: string } | undefined)?.clusterIP
+    if (hasProxy && (clusterIp === undefined || clusterIp === "" || clusterIp === "None")) return yield* Effect.fail(`the proxy's Service ${kubeNames(b.name).egress} has no address`)
     const input: ProbeInput = {
       mode: "verify",
       cluster: true,
-      proxy: hasProxy ? { host: kubeNames(b.name).egress, port: EGRESS_PORT } : null,
+      proxy: hasProxy ? { host: clusterIp!, port: EGRESS_PORT } : null,
       refusedHost: REFUSED_HOST,
       hostTargets: CLUSTER_TARGETS,
       publicAddresses: ["1.1.1.1", "8.8.8.8"],
-      dnsNames: [],
+      dnsNames: dnsNamesFor([]),
       sidecars: [],
       timeout: 2
     }

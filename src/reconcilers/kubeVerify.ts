@@ -34,7 +34,7 @@ const dnsPorts = (ports: ReadonlyArray<Json> | undefined) => (ports ?? []).lengt
 
 const check = (name: string, problem: string | undefined, fine: string): ProbeProperty => ({ name, ok: problem === undefined, detail: problem ?? fine })
 
-/** The agent's policy: it selects the agent's pods, lets nothing in, and lets out only to the proxy (and the cluster's DNS). */
+/** The agent's policy: it selects the agent's pods, lets nothing in, and lets out only to the proxy (not even DNS: the cluster's resolver forwards outside names). */
 const agentPolicy = (p: ObservedObject | undefined, bottle: string, hasProxy: boolean): string | undefined => {
   if (p === undefined) return "its NetworkPolicy is missing: the agent's pod is not fenced at all"
   const spec = (p.body["spec"] ?? {}) as Json
@@ -51,7 +51,6 @@ const agentPolicy = (p: ObservedObject | undefined, bottle: string, hasProxy: bo
         if ((rule["ports"] ?? []).length === 0 || rule["ports"].some((x: Json) => x["port"] !== EGRESS_PORT)) return "its NetworkPolicy lets it reach its proxy on other ports"
         continue
       }
-      if (isKubeDns(peer) && dnsPorts(rule["ports"])) continue
       return `its NetworkPolicy lets it reach ${JSON.stringify(peer)}`
     }
   }
@@ -107,7 +106,7 @@ export const kubeFence = (objects: ReadonlyArray<ObservedObject>, bottle: string
   const proxy = find("Deployment", n.egress)
   const workload = find("StatefulSet", n.agent) ?? find("Sandbox", n.agent)
   return [
-    check("agent fenced by NetworkPolicy", agentPolicy(find("NetworkPolicy", n.agent), bottle, proxy !== undefined), "only its proxy and the cluster's DNS"),
+    check("agent fenced by NetworkPolicy", agentPolicy(find("NetworkPolicy", n.agent), bottle, proxy !== undefined), proxy !== undefined ? "its proxy only" : "nothing"),
     ...(proxy !== undefined ? [check("proxy fenced by NetworkPolicy", proxyPolicy(find("NetworkPolicy", n.egress), bottle), "only its agent in; no private address out")] : []),
     check("agent pod hardened", hardening(workload), "no token, no privilege, no capabilities")
   ]

@@ -31,9 +31,9 @@ export interface ProbeInput {
   /** Seconds each connection attempt may take. */
   readonly timeout: number
   /**
-   * On a cluster: every pod has a route out and a resolver that forwards (the fence is NetworkPolicy, and
-   * the agent's proxy is found by name), so instead of routes, DNS and IPv6 the probe checks that no public
-   * address answers a connection (a SYN the policy must drop).
+   * On a cluster: every pod has a route out (the fence is NetworkPolicy), so instead of routes and IPv6 the
+   * probe checks that no public address answers a connection (a SYN the policy must drop), and adds the
+   * cluster's API (KUBERNETES_SERVICE_HOST, in every pod's environment) to what must not answer.
    */
   readonly cluster?: boolean
 }
@@ -310,6 +310,8 @@ def verify(a):
         except OSError:
             pass
     cluster = a.get("cluster", False)
+    if cluster and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        a["hostTargets"] = a["hostTargets"] + [{"host": os.environ["KUBERNETES_SERVICE_HOST"], "port": int(os.environ.get("KUBERNETES_SERVICE_PORT", "443"))}]
     proxy_thread = threading.Thread(target=proxy)
     sidecar_threads = [threading.Thread(target=sidecar, args=(x,)) for x in a.get("sidecars", [])]
     threads = [proxy_thread] + sidecar_threads
@@ -320,7 +322,7 @@ def verify(a):
     threads.append(threading.Thread(target=addresses, args=([x for x in a["hostTargets"] if literal(x["host"])],)))
     # Names (host.docker.internal) are resolved first: a thread each, and there are few.
     threads += [threading.Thread(target=host, args=(x,)) for x in a["hostTargets"] if not literal(x["host"])]
-    threads += [threading.Thread(target=dns, args=(n,)) for n in ([] if cluster else a["dnsNames"])]
+    threads += [threading.Thread(target=dns, args=(n,)) for n in a["dnsNames"]]
     # Every check runs at once and gets one timeout, plus a little: what has not answered by then did not answer.
     for th in threads:
         th.daemon = True
@@ -341,8 +343,7 @@ def verify(a):
     add("host and gateways unreachable", not reached, "reached " + ", ".join(sorted(reached)) if reached else "%d addresses tried, none answered" % len(a["hostTargets"]))
     if cluster:
         add("public addresses unreachable", not public_reached, "reached " + ", ".join(sorted(public_reached)) if public_reached else "no answer from " + ", ".join(a["publicAddresses"]))
-    else:
-        add("no outside DNS", not leaks, "; ".join(sorted(leaks)) if leaks else "no resolver answered for " + ", ".join(a["dnsNames"]))
+    add("no outside DNS", not leaks, "; ".join(sorted(leaks)) if leaks else "no resolver answered for " + ", ".join(a["dnsNames"]))
     return {"properties": sorted(props, key=lambda p: p["name"])}
 
 result = ready(args) if args["mode"] == "ready" else verify(args)

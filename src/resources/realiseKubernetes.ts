@@ -141,6 +141,12 @@ export const applysetParent = (set: string, ctx: Pick<KubernetesContext, "namesp
 /** Addresses a proxy must never be sent to: the cluster's and the host's own, link-local (cloud metadata) and shared ranges. */
 export const NON_PUBLIC_V4 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "0.0.0.0/8"]
 
+/**
+ * The prefix of the variables Kubernetes gives a pod for a Service of its namespace (`<NAME>_SERVICE_HOST`):
+ * the Service's name, upper case, '-' as '_'. An env value `$(<NAME>_SERVICE_HOST)` is expanded from it.
+ */
+export const serviceVariable = (service: string) => service.toUpperCase().replace(/-/g, "_")
+
 /** Names of a bottle's objects (a bottle name has at most 40 characters, so each stays a DNS label). */
 export const kubeNames = (bottle: string) => ({
   account: bottle,
@@ -217,8 +223,9 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
       podSelector: fencedSelector(b.name),
       policyTypes: ["Ingress", "Egress"],
       ingress: [],
-      // The proxy, by name: so the cluster's resolver too (the one way out that is not the proxy; names only, no data path).
-      egress: hasProxy ? [{ to: [{ podSelector: { matchLabels: selector("egress") } }], ports: [{ protocol: "TCP", port: EGRESS_PORT }] }, { to: [KUBE_DNS], ports: DNS_PORTS }] : []
+      // The proxy alone. Not the cluster's resolver: it forwards outside names, a way out for whatever the agent
+      // puts in a name. The agent finds its proxy by the address Kubernetes gives it (its Service's variables).
+      egress: hasProxy ? [{ to: [{ podSelector: { matchLabels: selector("egress") } }], ports: [{ protocol: "TCP", port: EGRESS_PORT }] }] : []
     }
   }))
   if (hasProxy) {
@@ -351,7 +358,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
     ...(b.prompt !== undefined ? [{ name: "BOTTLE_PROMPT_FILE", value: `${AGENT_MOUNT}/prompt.md` }] : []),
     ...(ctx.ca !== undefined && injected.length > 0 ? caEnv.map(asVar) : []),
     // Last, so the spec cannot point the agent around its proxy.
-    ...(hasProxy ? proxyEnv(n.egress).map(asVar) : [])
+    ...(hasProxy ? proxyEnv(`$(${serviceVariable(n.egress)}_SERVICE_HOST)`).map(asVar) : [])
   ]
   const mem = `${Math.max(1, Math.floor(b.resources.memoryBytes / 1024 ** 2))}Mi`
   const agent = {
@@ -373,6 +380,8 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
     metadata: { labels: { ...common, ...selector("agent") }, annotations: { [CONFIG_HASH]: hashOf([agentFiles, b.secrets.map((s) => s.digest)]).slice(0, 16) } },
     spec: {
       ...podBasics,
+      // The Services' variables (the proxy's address among them): the agent reaches its proxy without DNS.
+      enableServiceLinks: hasProxy,
       securityContext: podHardening(agentUser),
       containers: [agent],
       volumes: [

@@ -126,6 +126,8 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
     if (before !== JSON.stringify(next.obj)) next.obj.metadata.resourceVersion = String(++rv)
     next.obj.metadata.managedFields = [...new Set(next.owners.values())].map((m) => ({ manager: m, operation: "Apply" }))
     store.set(key, next)
+    // The server gives a Service its address.
+    if (kind === "Service" && next.obj.spec !== undefined && next.obj.spec.clusterIP === undefined) next.obj.spec.clusterIP = `10.96.${(rv >> 8) & 255}.${rv & 255}`
     if (kind === "Pod" && cur === undefined) {
       next.obj.status = { phase: "Running" }
       const given = fake.runPod?.(next.obj)
