@@ -16,7 +16,7 @@ import {
   type KubernetesContext, type Manifest
 } from "../src/resources/realiseKubernetes.js"
 import { objectDrift, subsetDrift } from "../src/reconcilers/backends/kubernetes.js"
-import { kubeFence } from "../src/reconcilers/kubeVerify.js"
+import { kubeFence, selectorMatches } from "../src/reconcilers/kubeVerify.js"
 import { plan } from "../src/reconcilers/plan.js"
 import type { ObservedObject } from "../src/resources/observed.js"
 import { bottle, emptyWorld, observed, options, ours } from "./support/fixtures.js"
@@ -361,7 +361,8 @@ describe("the kubernetes backend's planning", () => {
 
   it("verify's API checks: what bottle applies holds; a policy let open, a token mounted or a capability kept does not", () => {
     const k = cluster([kb("v")])
-    expect(kubeFence(k.objects, "v").every((p) => p.ok)).toBe(true)
+    const fence = (objs: typeof k.objects) => kubeFence(objs, "v", objs.filter((o) => o.kind === "NetworkPolicy"))
+    expect(fence(k.objects).every((p) => p.ok)).toBe(true)
     const edit = (kind: string, f: (body: any) => void) => ({
       ...k,
       objects: k.objects.map((o) => {
@@ -371,11 +372,26 @@ describe("the kubernetes backend's planning", () => {
         return { ...o, body }
       })
     })
-    const failed = (objs: typeof k.objects) => kubeFence(objs, "v").filter((p) => !p.ok).map((p) => p.detail)
+    const failed = (objs: typeof k.objects) => fence(objs).filter((p) => !p.ok).map((p) => p.detail)
     expect(failed(edit("NetworkPolicy", (b) => { if (b.spec.podSelector.matchExpressions !== undefined) b.spec.egress.push({ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }) }).objects)).toEqual([expect.stringContaining("lets it reach")])
     expect(failed(edit("NetworkPolicy", (b) => { b.spec.policyTypes = ["Ingress"] }).objects)[0]).toContain("not Ingress and Egress")
     expect(failed(k.objects.filter((o) => !(o.kind === "NetworkPolicy" && o.name === "v-egress")))).toEqual([expect.stringContaining("proxy's NetworkPolicy is missing")])
     expect(failed(edit("StatefulSet", (b) => { b.spec.template.spec.automountServiceAccountToken = true }).objects)).toEqual([expect.stringContaining("service-account token")])
     expect(failed(edit("StatefulSet", (b) => { b.spec.template.spec.containers[0].securityContext.capabilities.drop = [] }).objects)).toEqual([expect.stringContaining("keeps capabilities")])
+  })
+
+  it("verify counts every NetworkPolicy that selects the agent's pod (they add up), and no listing is no pass", () => {
+    const k = cluster([kb("v")])
+    const labels = { "dev.bottle.bottle": "v", "dev.bottle.role": "agent", app: "x" }
+    expect(selectorMatches({}, labels)).toBe(true)
+    expect(selectorMatches({ matchExpressions: [{ key: "dev.bottle.role", operator: "NotIn", values: ["agent"] }] }, labels)).toBe(false)
+    expect(selectorMatches({ matchExpressions: [{ key: "team", operator: "DoesNotExist" }] }, labels)).toBe(true)
+    const policy = (name: string, spec: Record<string, unknown>) => ({ ...k.objects[0]!, kind: "NetworkPolicy", apiVersion: "networking.k8s.io/v1", name, labels: {}, body: { spec } })
+    const own = k.objects.filter((o) => o.kind === "NetworkPolicy")
+    const prop = (policies?: ReadonlyArray<ObservedObject>) => kubeFence(k.objects, "v", policies).find((p) => p.name === "no other NetworkPolicy opens it")!
+    expect(prop([...own, policy("deny-all", { podSelector: {}, policyTypes: ["Egress"] })]).ok).toBe(true)
+    expect(prop([...own, policy("other-app", { podSelector: { matchLabels: { app: "web" } }, egress: [{}] })]).ok).toBe(true)
+    expect(prop([...own, policy("allow-all", { podSelector: {}, policyTypes: ["Egress"], egress: [{}] })]).detail).toContain("allow-all also selects the agent's pod")
+    expect(prop(undefined).ok).toBe(false)
   })
 })

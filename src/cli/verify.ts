@@ -1,7 +1,9 @@
 /** `bottle verify [NAME…] [-o json]`: probe each bottle's fence from inside its network namespace. Exit 0 holds, 1 a property failed, 2 error. */
 import { Args, Command } from "@effect/cli"
 import { Effect } from "effect"
+import { KubeApi, refOf } from "../observers/KubeApi.js"
 import { KUBE_PROXY_USER } from "../reconcilers/backends/kubernetes.js"
+import type { ObservedObject } from "../resources/observed.js"
 import { kubeProbe } from "../reconcilers/kubeProbe.js"
 import { kubeFence, ENFORCEMENT_WARNING } from "../reconcilers/kubeVerify.js"
 import { Bottle as BL } from "../resources/labels.js"
@@ -21,6 +23,17 @@ import { workloadReady } from "./target.js"
 
 const bottles = Args.text({ name: "NAME" }).pipe(Args.withSchema(BottleName), Args.repeated, Args.withDescription("bottles to verify (default: every running bottle)"))
 
+/** Every NetworkPolicy of a namespace, as observed objects. */
+const namespacePolicies = (namespace: string) =>
+  Effect.gen(function* () {
+    const api = yield* KubeApi
+    const items = yield* api.list(refOf("networking.k8s.io/v1", "NetworkPolicy")!, namespace, "")
+    return items.map((o): ObservedObject => {
+      const { apiVersion: _a, kind: _k, metadata, ...body } = o
+      return { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", namespace, name: metadata.name, uid: metadata.uid, labels: metadata.labels ?? {}, annotations: metadata.annotations ?? {}, deleting: false, body }
+    })
+  })
+
 export const verify = Command.make("verify", { bottles, output, context }, (o) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
@@ -39,8 +52,10 @@ export const verify = Command.make("verify", { bottles, output, context }, (o) =
       if (observed.kubernetes?._tag === "Failed") err(`warning: ${observed.kubernetes.error}: its bottles are not verified`)
       const kubeResults = yield* Effect.forEach(kubeWanted, (b) =>
         Effect.gen(function* () {
-          const fence = kubeFence(kubeObjects, b)
           const agent = kubeObjects.find((x) => x.labels[BL.bottle] === b && x.labels[ROLE_LABEL] === "agent" && x.kind !== "Pod")!
+          // Every policy of the namespace, bottle's or not: policies add up.
+          const policies = access._tag !== "Ready" ? undefined : yield* namespacePolicies(agent.namespace).pipe(Effect.provide(access.layer), Effect.orElseSucceed(() => undefined))
+          const fence = kubeFence(kubeObjects, b, policies)
           const proxy = kubeObjects.find((x) => x.labels[BL.bottle] === b && x.labels[ROLE_LABEL] === "egress" && x.kind === "Deployment")
           const proxyImage = ((proxy?.body["spec"] as any)?.template?.spec?.containers?.[0]?.image as string | undefined)
           // The API checks first: a pod is probed only inside a fence that is there, and only once its agent runs.

@@ -82,6 +82,12 @@ const proxyPolicy = (p: ObservedObject | undefined, bottle: string): string | un
   return undefined
 }
 
+/** The labels the agent's pod runs with (its template's), or what bottle gives it. */
+const podLabelsOf = (w: ObservedObject | undefined, bottle: string): Readonly<Record<string, string>> => {
+  const spec = (w?.body["spec"] ?? {}) as Json
+  return ((spec["template"] ?? spec["podTemplate"])?.["metadata"]?.["labels"] as Record<string, string> | undefined) ?? { [BL.bottle]: bottle, [ROLE_LABEL]: "agent" }
+}
+
 /** What runs the agent: no service-account token, nothing privileged, every capability dropped. */
 const hardening = (w: ObservedObject | undefined): string | undefined => {
   if (w === undefined) return "its agent's workload is missing"
@@ -98,8 +104,45 @@ const hardening = (w: ObservedObject | undefined): string | undefined => {
   return undefined
 }
 
-/** The properties verify proves of one Kubernetes bottle from what the API reports. */
-export const kubeFence = (objects: ReadonlyArray<ObservedObject>, bottle: string): ReadonlyArray<ProbeProperty> => {
+/** Whether a label selector (matchLabels, matchExpressions) selects a pod with these labels; `{}` selects every pod. */
+export const selectorMatches = (selector: Json | undefined, labels: Readonly<Record<string, string>>): boolean => {
+  if (selector === undefined || selector === null) return false
+  const ml = (selector["matchLabels"] ?? {}) as Readonly<Record<string, string>>
+  if (!Object.entries(ml).every(([k, v]) => labels[k] === v)) return false
+  return ((selector["matchExpressions"] ?? []) as ReadonlyArray<Json>).every((e) => {
+    const has = Object.prototype.hasOwnProperty.call(labels, e["key"])
+    const values: ReadonlyArray<string> = e["values"] ?? []
+    switch (e["operator"]) {
+      case "In": return has && values.includes(labels[e["key"]]!)
+      case "NotIn": return !has || !values.includes(labels[e["key"]]!)
+      case "Exists": return has
+      case "DoesNotExist": return !has
+      default: return false
+    }
+  })
+}
+
+/**
+ * NetworkPolicies add up: any other policy that selects the agent's pod and allows something opens the
+ * fence that far. `policies` is every NetworkPolicy of the namespace, bottle's or not.
+ */
+const othersOpen = (policies: ReadonlyArray<ObservedObject>, podLabels: Readonly<Record<string, string>>, own: ReadonlyArray<string>): string | undefined => {
+  for (const p of policies) {
+    if (own.includes(p.name)) continue
+    const spec = (p.body["spec"] ?? {}) as Json
+    if (!selectorMatches(spec["podSelector"], podLabels)) continue
+    const types: ReadonlyArray<string> = spec["policyTypes"] ?? (spec["egress"] !== undefined ? ["Ingress", "Egress"] : ["Ingress"])
+    if (types.includes("Egress") && (spec["egress"] ?? []).length > 0) return `NetworkPolicy ${p.name} also selects the agent's pod and lets it out (${JSON.stringify(spec["egress"]).slice(0, 200)})`
+    if (types.includes("Ingress") && (spec["ingress"] ?? []).length > 0) return `NetworkPolicy ${p.name} also selects the agent's pod and lets connections in`
+  }
+  return undefined
+}
+
+/**
+ * The properties verify proves of one Kubernetes bottle from what the API reports. `policies`: every
+ * NetworkPolicy of its namespace (undefined: they could not be listed, which is no pass).
+ */
+export const kubeFence = (objects: ReadonlyArray<ObservedObject>, bottle: string, policies?: ReadonlyArray<ObservedObject>): ReadonlyArray<ProbeProperty> => {
   const n = kubeNames(bottle)
   const mine = objects.filter((o) => o.labels[BL.bottle] === bottle)
   const find = (kind: string, name: string) => mine.find((o) => o.kind === kind && o.name === name)
@@ -108,6 +151,9 @@ export const kubeFence = (objects: ReadonlyArray<ObservedObject>, bottle: string
   return [
     check("agent fenced by NetworkPolicy", agentPolicy(find("NetworkPolicy", n.agent), bottle, proxy !== undefined), proxy !== undefined ? "its proxy only" : "nothing"),
     ...(proxy !== undefined ? [check("proxy fenced by NetworkPolicy", proxyPolicy(find("NetworkPolicy", n.egress), bottle), "only its agent in; no private address out")] : []),
-    check("agent pod hardened", hardening(workload), "no token, no privilege, no capabilities")
+    check("agent pod hardened", hardening(workload), "no token, no privilege, no capabilities"),
+    check("no other NetworkPolicy opens it",
+      policies === undefined ? "the namespace's NetworkPolicies could not be listed" : othersOpen(policies, podLabelsOf(workload, bottle), [n.agent, n.egress]),
+      "no other policy of the namespace selects the agent's pod")
   ]
 }

@@ -317,6 +317,14 @@ describe.skipIf(!available)("kubernetes bottles (against a fake API server)", ()
     expect(open.stdout).toContain("FENCE BROKEN")
     expect(open.stdout).toMatch(/FAIL (proxy answers|proxy refuses a host not allowed|public addresses unreachable|host and gateways unreachable|no outside DNS)/)
 
+    // Policies add up: another one in the namespace that selects every pod and lets them out opens the agent's fence.
+    kube.runPod = (pod) => { ran.push(pod); return `${JSON.stringify({ properties: [{ name: "proxy answers", ok: true, detail: "fake" }] })}\n` }
+    kube.applyAs("kubectl", { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "allow-all-egress", namespace: "bottle-default" }, spec: { podSelector: {}, policyTypes: ["Egress"], egress: [{}] } })
+    const added = await run("verify", "kver")
+    expect(added.status).toBe(1)
+    expect(added.stdout).toContain("NetworkPolicy allow-all-egress also selects the agent's pod and lets it out")
+    kube.runPod = undefined
+
     // Someone lets the agent out, around its proxy: the API check fails, and no probe is run in an open fence.
     kube.applyAs("kubectl-edit", { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "kver-agent", namespace: "bottle-default" }, spec: { egress: [{ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }] }] } }, true)
     const broken = await run("verify", "kver")
