@@ -394,4 +394,34 @@ describe("the kubernetes backend's planning", () => {
     expect(prop([...own, policy("allow-all", { podSelector: {}, policyTypes: ["Egress"], egress: [{}] })]).detail).toContain("allow-all also selects the agent's pod")
     expect(prop(undefined).ok).toBe(false)
   })
+
+  it("the agent's pod first proves its fence from inside (an init container that must see it hold), then starts the agent", () => {
+    const sts = realiseKubernetes(full, { ...ctx, ca }).manifests.find((m) => m.kind === "StatefulSet")!
+    const pod = (sts["spec"] as any).template.spec
+    expect(pod.initContainers).toHaveLength(1)
+    const gate = pod.initContainers[0]
+    expect(gate.command.slice(0, 2)).toEqual(["python3", "-c"])
+    const input = JSON.parse(gate.command[3])
+    expect(input).toMatchObject({ mode: "gate", cluster: true, proxyHostEnv: "BOTTLE_PROXY_HOST", proxy: { port: 8888 } })
+    expect(input.publicAddresses.length).toBeGreaterThan(0)
+    expect(input.dnsNames.length).toBeGreaterThan(0)
+    expect(gate.env).toEqual([
+      { name: "BOTTLE_NODE_IP", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
+      { name: "BOTTLE_PROXY_HOST", value: "$(DEV_EGRESS_SERVICE_HOST)" }
+    ])
+    expect(gate.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } })
+    // A pod that must not run as root gets a uid the kubelet can check.
+    const noUser = realiseKubernetes(bottle("nu", { egressAllow: ["api.anthropic.com"] }), ctx).manifests.find((m) => m.kind === "StatefulSet")!
+    expect((noUser["spec"] as any).template.spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 })
+  })
+
+  it("drift: what no one may add to a pod (the node's namespaces, debug containers) is seen; what the API leaves out is not", () => {
+    const m = realiseKubernetes(kb("d", { env: { EMPTY: "" } }), ctx).manifests.find((x) => x.kind === "StatefulSet")!
+    const { apiVersion: _a, kind: _k, metadata: _m, ...body } = m
+    const reported = structuredClone(body) as any
+    reported.spec.template.spec.containers[0].env = reported.spec.template.spec.containers[0].env.map((e: any) => (e.value === "" ? { name: e.name } : e))
+    expect(objectDrift(m, live(m, reported))).toBeUndefined()
+    reported.spec.template.spec.hostNetwork = true
+    expect(objectDrift(m, live(m, reported))).toBe("drift: spec.template.spec.hostNetwork is true")
+  })
 })

@@ -47,6 +47,7 @@ const badYaml: ReadonlyArray<[string, string, number, string, string]> = [
   ["namespace on docker", `${head("a")}  namespace: team-a\n`, 7, "spec.namespace", "only the kubernetes backend"],
   ["a namespace that is no DNS label", `${head("a")}  backend: kubernetes\n  namespace: Team_A\n`, 8, "spec.namespace", "DNS label"],
   ["workspace on kubernetes", `${head("a")}  backend: kubernetes\n  workspace: .\n`, 8, "spec.workspace", "kubernetes backend"],
+  ["a name a Service cannot take, on kubernetes", `${head("9lives")}  backend: kubernetes\n`, 4, "metadata.name", "starts with a letter"],
   ["a user name on kubernetes", `${head("a")}  backend: kubernetes\n  user: node\n`, 8, "spec.user", "numeric uid"],
   ["bad domain", `${head("a")}  egress:\n    allow: ["http://x.com/"]\n`, 8, "spec.egress.allow[0]", "not a URL"],
   ["bad memory", `${head("a")}  resources: {memory: lots}\n`, 7, "spec.resources.memory", "size"],

@@ -10,7 +10,7 @@ import { KubeApi, layer as kubeApiLayer, POD, type KubeError } from "../observer
 import { kubeSource } from "../observers/kubeObserver.js"
 import { observe } from "../observers/observe.js"
 import { Bottle as BL } from "../resources/labels.js"
-import { ROLE_LABEL } from "../resources/realiseKubernetes.js"
+import { kubeNames, ROLE_LABEL } from "../resources/realiseKubernetes.js"
 import type { DesiredBottle } from "../resources/desired.js"
 import { kubeconfigPaths, resolveKubeconfig, type KubeTarget } from "../resources/kubeconfig.js"
 import type { Observed } from "../resources/observed.js"
@@ -90,7 +90,16 @@ export const runningPod = (access: KubeAccess, namespace: string, bottle: string
     : Effect.gen(function* () {
       const api = yield* KubeApi
       const pods = yield* api.list(POD, namespace, `${BL.bottle}=${bottle},${ROLE_LABEL}=${role}`)
-      const running = pods.filter((p) => (p["status"] as { phase?: string } | undefined)?.phase === "Running" && !p.metadata.deletionTimestamp)
+      // The workload's own pod, not any pod someone labelled so: the agent's by its name (StatefulSet `<name>-0`,
+      // Sandbox `<name>`), the proxy's by its owner (a ReplicaSet of its Deployment).
+      const n = kubeNames(bottle)
+      const owned = (p: (typeof pods)[number]) => {
+        const owners = (p.metadata as { ownerReferences?: ReadonlyArray<{ kind?: string; name?: string }> }).ownerReferences ?? []
+        return role === "agent"
+          ? (p.metadata.name === `${n.agent}-0` && owners.some((o) => o.kind === "StatefulSet" && o.name === n.agent)) || (p.metadata.name === n.agent && owners.some((o) => o.kind === "Sandbox" && o.name === n.agent))
+          : owners.some((o) => o.kind === "ReplicaSet" && (o.name ?? "").startsWith(`${n.egress}-`))
+      }
+      const running = pods.filter((p) => (p["status"] as { phase?: string } | undefined)?.phase === "Running" && !p.metadata.deletionTimestamp && owned(p))
       if (running.length === 0) return yield* Effect.fail(`bottle '${bottle}' has no running ${role} pod in namespace ${namespace}`)
       return running.map((p) => p.metadata.name).sort()[0]!
     }).pipe(Effect.provide(access.layer))

@@ -75,7 +75,7 @@ export const observeAndPlan = <E, R>(settings: Settings, load: Effect.Effect<Rea
       subnetPool: settings.subnetPool,
       set: req.set,
       prune: req.prune,
-      kubernetes: { tooling: `bottle/v${VERSION}`, stateSize: DEFAULT_KUBERNETES.stateSize }
+      kubernetes: { tooling: `bottle/v${VERSION}`, stateSize: DEFAULT_KUBERNETES.stateSize, probeImage: settings.probeImage }
     })
     return { plan: p, kube }
   })

@@ -1,7 +1,7 @@
 /** `bottle verify [NAME…] [-o json]`: probe each bottle's fence from inside its network namespace. Exit 0 holds, 1 a property failed, 2 error. */
 import { Args, Command } from "@effect/cli"
 import { Effect } from "effect"
-import { KubeApi, refOf } from "../observers/KubeApi.js"
+import { KubeApi, POD, refOf } from "../observers/KubeApi.js"
 import { KUBE_PROXY_USER } from "../reconcilers/backends/kubernetes.js"
 import type { ObservedObject } from "../resources/observed.js"
 import { kubeProbe } from "../reconcilers/kubeProbe.js"
@@ -22,6 +22,14 @@ import { SettingsTag } from "./settings.js"
 import { workloadReady } from "./target.js"
 
 const bottles = Args.text({ name: "NAME" }).pipe(Args.withSchema(BottleName), Args.repeated, Args.withDescription("bottles to verify (default: every running bottle)"))
+
+/** The labels of a bottle's agent pods as they run (controllers add their own). */
+const agentPods = (namespace: string, bottle: string) =>
+  Effect.gen(function* () {
+    const api = yield* KubeApi
+    const pods = yield* api.list(POD, namespace, `${BL.bottle}=${bottle},${ROLE_LABEL}=agent`)
+    return pods.map((p) => p.metadata.labels ?? {})
+  })
 
 /** Every NetworkPolicy of a namespace, as observed objects. */
 const namespacePolicies = (namespace: string) =>
@@ -48,19 +56,26 @@ export const verify = Command.make("verify", { bottles, output, context }, (o) =
       // Kubernetes bottles are proven from what the API reports (src/reconcilers/kubeVerify.ts); the rest by a probe.
       const kubeObjects = observed.kubernetes?._tag === "Ok" ? observed.kubernetes.value.objects : []
       const onKube = [...new Set(kubeObjects.filter((x) => x.labels[ROLE_LABEL] === "agent" && x.labels[BL.bottle] !== undefined).map((x) => x.labels[BL.bottle]!))].sort()
-      const kubeWanted = o.bottles.length > 0 ? onKube.filter((b) => o.bottles.includes(b)) : onKube
-      if (observed.kubernetes?._tag === "Failed") err(`warning: ${observed.kubernetes.error}: its bottles are not verified`)
+      const agentOf = (b: string) => kubeObjects.find((x) => x.labels[BL.bottle] === b && x.labels[ROLE_LABEL] === "agent" && x.kind !== "Pod")!
+      // A bottle whose agent is not running is not probed (as on docker): said so, not called broken.
+      const kubeNamed = o.bottles.length > 0 ? onKube.filter((b) => o.bottles.includes(b)) : onKube
+      const kubeNotRunning = kubeNamed.filter((b) => !workloadReady(agentOf(b).body))
+      const kubeWanted = kubeNamed.filter((b) => !kubeNotRunning.includes(b))
+      const kubeBlind = observed.kubernetes?._tag === "Failed" ? observed.kubernetes.error : undefined
+      if (kubeBlind !== undefined) err(`error: ${kubeBlind}: its bottles could not be verified`)
       const kubeResults = yield* Effect.forEach(kubeWanted, (b) =>
         Effect.gen(function* () {
-          const agent = kubeObjects.find((x) => x.labels[BL.bottle] === b && x.labels[ROLE_LABEL] === "agent" && x.kind !== "Pod")!
-          // Every policy of the namespace, bottle's or not: policies add up.
-          const policies = access._tag !== "Ready" ? undefined : yield* namespacePolicies(agent.namespace).pipe(Effect.provide(access.layer), Effect.orElseSucceed(() => undefined))
-          const fence = kubeFence(kubeObjects, b, policies)
+          const agent = agentOf(b)
+          // Every policy of the namespace, bottle's or not (policies add up), against the live pods' labels.
+          const listed = access._tag !== "Ready"
+            ? undefined
+            : yield* Effect.all([namespacePolicies(agent.namespace), agentPods(agent.namespace, b)]).pipe(Effect.provide(access.layer), Effect.orElseSucceed(() => undefined))
+          const fence = kubeFence(kubeObjects, b, listed?.[0], listed?.[1])
           const proxy = kubeObjects.find((x) => x.labels[BL.bottle] === b && x.labels[ROLE_LABEL] === "egress" && x.kind === "Deployment")
           const proxyImage = ((proxy?.body["spec"] as any)?.template?.spec?.containers?.[0]?.image as string | undefined)
           // The API checks first: a pod is probed only inside a fence that is there, and only once its agent runs.
-          const probed = access._tag !== "Ready" || !fence.every((p) => p.ok) || !workloadReady(agent.body)
-            ? [{ name: "probed from inside", ok: false, detail: access._tag !== "Ready" ? "no cluster to probe" : !fence.every((p) => p.ok) ? "not probed: its fence is not in place" : "not probed: its agent is not running" }]
+          const probed = access._tag !== "Ready" || !fence.every((p) => p.ok)
+            ? [{ name: "probed from inside", ok: false, detail: access._tag !== "Ready" ? "no cluster to probe" : "not probed: its fence is not in place" }]
             : yield* kubeProbe(access.target, { name: b, set: agent.labels[BL.set] ?? "default" }, { namespace: agent.namespace, prefix: settings.names.prefix, proxyUser: KUBE_PROXY_USER },
               proxyImage !== undefined && /mitmproxy/i.test(proxyImage) ? proxyImage : opts.probeImage, proxy !== undefined).pipe(
               Effect.provide(access.layer),
@@ -87,7 +102,7 @@ export const verify = Command.make("verify", { bottles, output, context }, (o) =
         json({
           bottles: results.map((r) => ({ name: r.bottle, ok: r.verdict?.ok ?? false, properties: r.verdict?.properties ?? [], at: r.verdict?.at ?? null, error: r.error ?? null })),
           missing: t.missing,
-          notRunning: t.notRunning,
+          notRunning: [...t.notRunning, ...kubeNotRunning],
           unsupported: t.unsupported,
           ...(kubeResults.length > 0 ? { warning: ENFORCEMENT_WARNING } : {})
         })
@@ -97,18 +112,20 @@ export const verify = Command.make("verify", { bottles, output, context }, (o) =
           out(`${s.bold(r.bottle)}: ${r.verdict.ok ? s.green("fence holds") : s.red("FENCE BROKEN")}`)
           for (const p of r.verdict.properties) out(`  ${p.ok ? s.green("ok  ") : s.red("FAIL")} ${p.name}  ${s.dim(`(${p.detail})`)}`)
         }
-        for (const b of t.notRunning) out(`${s.bold(b)}: not running; nothing to probe`)
+        for (const b of [...t.notRunning, ...kubeNotRunning]) out(`${s.bold(b)}: not running; nothing to probe`)
         for (const b of t.unsupported) out(`${s.bold(b)}: smolmachines: its fence is smolvm's --allow-cidr, not probed from outside`)
-        if (results.length === 0 && t.missing.length === 0 && t.notRunning.length === 0 && t.unsupported.length === 0) out("No running bottles.")
+        if (results.length === 0 && t.missing.length === 0 && t.notRunning.length === 0 && kubeNotRunning.length === 0 && t.unsupported.length === 0 && kubeBlind === undefined) out("No running bottles.")
       }
       if (t.missing.length > 0) {
         err(`error: no bottle named ${t.missing.map((m) => `'${m}'`).join(", ")} here`)
         return yield* Effect.fail(exitWith(2))
       }
       if (results.some((r) => r.verdict === undefined)) return yield* Effect.fail(exitWith(2))
+      // A cluster that could not be asked proves nothing about its bottles.
+      if (kubeBlind !== undefined) return yield* Effect.fail(exitWith(2))
       if (results.some((r) => r.verdict?.ok === false)) return yield* Effect.fail(exitWith(1))
       // A bottle named on the command line that could not be probed is not a pass.
-      if (o.bottles.some((b) => t.notRunning.includes(b))) return yield* Effect.fail(exitWith(2))
+      if (o.bottles.some((b) => t.notRunning.includes(b) || kubeNotRunning.includes(b))) return yield* Effect.fail(exitWith(2))
     }))
   })
 ).pipe(Command.withDescription("probe each bottle's fence from inside its network namespace; exit 0 holds, 1 a property failed, 2 error"))

@@ -74,7 +74,8 @@ export const KubeMeta = Schema.Struct({
   resourceVersion: Schema.optional(Schema.String),
   labels: Schema.optional(Schema.NullishOr(Schema.Record({ key: Schema.String, value: Schema.String }))),
   annotations: Schema.optional(Schema.NullishOr(Schema.Record({ key: Schema.String, value: Schema.String }))),
-  deletionTimestamp: Schema.optional(Schema.NullishOr(Schema.String))
+  deletionTimestamp: Schema.optional(Schema.NullishOr(Schema.String)),
+  ownerReferences: Schema.optional(Schema.NullishOr(Schema.Array(Schema.Struct({ kind: Schema.optional(Schema.String), name: Schema.optional(Schema.String) }))))
 })
 const KubeObjectSchema = Schema.Struct({ apiVersion: Schema.optional(Schema.String), kind: Schema.optional(Schema.String), metadata: KubeMeta })
 const KubeList = Schema.Struct({ items: Schema.NullishOr(Schema.Array(Schema.Unknown)) })

@@ -60,11 +60,15 @@ export const kubeExec = (
     const finish = (r: Effect.Effect<number, KubeError>) => {
       if (done) return
       done = true
+      clearInterval(heartbeat)
       stopResizing()
       io.stdin?.pause()
       resume(r)
     }
     let stopResizing = () => {}
+    // A quiet session is kept alive through load balancers that cut idle connections.
+    const heartbeat = setInterval(() => { if (ws.readyState === WebSocket.OPEN) ws.ping() }, 30_000)
+    heartbeat.unref()
     const send = (channel: number, data: Buffer | string) => {
       if (ws.readyState === WebSocket.OPEN) ws.send(Buffer.concat([Buffer.from([channel]), Buffer.from(data)]))
     }
@@ -89,6 +93,9 @@ export const kubeExec = (
         if (io.onResize !== undefined) stopResizing = io.onResize(resize)
       }
       if (opts.interactive && io.stdin !== undefined) {
+        if (ws.protocol !== "v5.channel.k8s.io" && !opts.tty) {
+          io.stderr.write("warning: this API server speaks v4.channel.k8s.io, which cannot pass on the end of stdin: a command that reads to its end will not see it (Kubernetes 1.30 and later can)\n")
+        }
         io.stdin.on("data", (c: Buffer) => send(0, c))
         // End of input is passed on where the protocol can say it (v5's close message); v4 cannot.
         io.stdin.on("end", () => { if (ws.protocol === "v5.channel.k8s.io") send(255, Buffer.from([0])) })

@@ -9,7 +9,7 @@ import { Bottle as BL } from "../resources/labels.js"
 import type { ObservedObject } from "../resources/observed.js"
 import type { ProbeProperty } from "../resources/probeScript.js"
 import { EGRESS_PORT } from "../resources/realise.js"
-import { fencedSelector, kubeNames, ROLE_LABEL } from "../resources/realiseKubernetes.js"
+import { fencedSelector, kubeNames, NON_PUBLIC_V4, ROLE_LABEL } from "../resources/realiseKubernetes.js"
 
 export const ENFORCEMENT_WARNING =
   "on Kubernetes the fence is NetworkPolicy: it holds only where the cluster's network plugin enforces it (Calico, Cilium, and the like; flannel alone does not)"
@@ -48,7 +48,7 @@ const agentPolicy = (p: ObservedObject | undefined, bottle: string, hasProxy: bo
     if (to.length === 0) return "its NetworkPolicy has an egress rule to anywhere"
     for (const peer of to) {
       if (hasProxy && peerIs(peer, bottle, "egress")) {
-        if ((rule["ports"] ?? []).length === 0 || rule["ports"].some((x: Json) => x["port"] !== EGRESS_PORT)) return "its NetworkPolicy lets it reach its proxy on other ports"
+        if ((rule["ports"] ?? []).length === 0 || rule["ports"].some((x: Json) => x["port"] !== EGRESS_PORT || x["endPort"] !== undefined)) return "its NetworkPolicy lets it reach its proxy on other ports"
         continue
       }
       return `its NetworkPolicy lets it reach ${JSON.stringify(peer)}`
@@ -75,7 +75,9 @@ const proxyPolicy = (p: ObservedObject | undefined, bottle: string): string | un
       if (isKubeDns(peer) && dnsPorts(rule["ports"])) continue
       const block = peer["ipBlock"] as Json | undefined
       const except: ReadonlyArray<string> = block?.["except"] ?? []
-      if (block?.["cidr"] === "0.0.0.0/0" && ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"].every((c) => except.includes(c))) continue
+      // Every non-public range kept out (the cloud's metadata services among them), and only on named ports.
+      if (block?.["cidr"] === "0.0.0.0/0" && NON_PUBLIC_V4.every((c) => except.includes(c)) && (rule["ports"] ?? []).length > 0 &&
+        rule["ports"].every((x: Json) => typeof x["port"] === "number" && x["endPort"] === undefined)) continue
       return `the proxy's NetworkPolicy lets it reach ${JSON.stringify(peer)}`
     }
   }
@@ -96,7 +98,8 @@ const hardening = (w: ObservedObject | undefined): string | undefined => {
   if (pod === undefined) return "its workload has no pod template"
   if (pod["automountServiceAccountToken"] !== false) return "its pod may mount a service-account token (the agent could call the API)"
   if (pod["hostNetwork"] === true || pod["hostPID"] === true || pod["hostIPC"] === true) return "its pod shares the node's namespaces"
-  for (const c of (pod["containers"] ?? []) as ReadonlyArray<Json>) {
+  if (((pod["volumes"] ?? []) as ReadonlyArray<Json>).some((v) => v["hostPath"] !== undefined)) return "its pod mounts a path of the node"
+  for (const c of [...(pod["initContainers"] ?? []), ...(pod["containers"] ?? [])] as ReadonlyArray<Json>) {
     const sc = (c["securityContext"] ?? {}) as Json
     if (sc["privileged"] === true || sc["allowPrivilegeEscalation"] !== false) return `container ${c["name"]} may gain privileges`
     if (!(sc["capabilities"]?.["drop"] ?? []).includes("ALL")) return `container ${c["name"]} keeps capabilities`
@@ -126,11 +129,11 @@ export const selectorMatches = (selector: Json | undefined, labels: Readonly<Rec
  * NetworkPolicies add up: any other policy that selects the agent's pod and allows something opens the
  * fence that far. `policies` is every NetworkPolicy of the namespace, bottle's or not.
  */
-const othersOpen = (policies: ReadonlyArray<ObservedObject>, podLabels: Readonly<Record<string, string>>, own: ReadonlyArray<string>): string | undefined => {
+const othersOpen = (policies: ReadonlyArray<ObservedObject>, pods: ReadonlyArray<Readonly<Record<string, string>>>, own: ReadonlyArray<string>): string | undefined => {
   for (const p of policies) {
-    if (own.includes(p.name)) continue
+    if (own.includes(p.uid)) continue
     const spec = (p.body["spec"] ?? {}) as Json
-    if (!selectorMatches(spec["podSelector"], podLabels)) continue
+    if (!pods.some((labels) => selectorMatches(spec["podSelector"], labels))) continue
     const types: ReadonlyArray<string> = spec["policyTypes"] ?? (spec["egress"] !== undefined ? ["Ingress", "Egress"] : ["Ingress"])
     if (types.includes("Egress") && (spec["egress"] ?? []).length > 0) return `NetworkPolicy ${p.name} also selects the agent's pod and lets it out (${JSON.stringify(spec["egress"]).slice(0, 200)})`
     if (types.includes("Ingress") && (spec["ingress"] ?? []).length > 0) return `NetworkPolicy ${p.name} also selects the agent's pod and lets connections in`
@@ -142,10 +145,17 @@ const othersOpen = (policies: ReadonlyArray<ObservedObject>, podLabels: Readonly
  * The properties verify proves of one Kubernetes bottle from what the API reports. `policies`: every
  * NetworkPolicy of its namespace (undefined: they could not be listed, which is no pass).
  */
-export const kubeFence = (objects: ReadonlyArray<ObservedObject>, bottle: string, policies?: ReadonlyArray<ObservedObject>): ReadonlyArray<ProbeProperty> => {
+export const kubeFence = (
+  objects: ReadonlyArray<ObservedObject>,
+  bottle: string,
+  policies?: ReadonlyArray<ObservedObject>,
+  /** The labels of the agent's live pods (a controller adds its own); the template's when none were read. */
+  livePods?: ReadonlyArray<Readonly<Record<string, string>>>
+): ReadonlyArray<ProbeProperty> => {
   const n = kubeNames(bottle)
   const mine = objects.filter((o) => o.labels[BL.bottle] === bottle)
   const find = (kind: string, name: string) => mine.find((o) => o.kind === kind && o.name === name)
+  const ownPolicies = [find("NetworkPolicy", n.agent), find("NetworkPolicy", n.egress)].flatMap((p) => (p !== undefined ? [p.uid] : []))
   const proxy = find("Deployment", n.egress)
   const workload = find("StatefulSet", n.agent) ?? find("Sandbox", n.agent)
   return [
@@ -153,7 +163,7 @@ export const kubeFence = (objects: ReadonlyArray<ObservedObject>, bottle: string
     ...(proxy !== undefined ? [check("proxy fenced by NetworkPolicy", proxyPolicy(find("NetworkPolicy", n.egress), bottle), "only its agent in; no private address out")] : []),
     check("agent pod hardened", hardening(workload), "no token, no privilege, no capabilities"),
     check("no other NetworkPolicy opens it",
-      policies === undefined ? "the namespace's NetworkPolicies could not be listed" : othersOpen(policies, podLabelsOf(workload, bottle), [n.agent, n.egress]),
+      policies === undefined ? "the namespace's NetworkPolicies could not be listed" : othersOpen(policies, [podLabelsOf(workload, bottle), ...(livePods ?? [])], ownPolicies),
       "no other policy of the namespace selects the agent's pod")
   ]
 }

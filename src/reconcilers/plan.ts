@@ -37,7 +37,7 @@ export interface PlanOptions {
   /** none: plain apply · set: `apply --prune` (this set only) · all: `reconcile --prune` (every set and leftover). */
   readonly prune: PruneScope
   /** Kubernetes: the ApplySet tooling bottle writes (`bottle/<version>`) and each workspace claim's size. */
-  readonly kubernetes?: { readonly tooling: string; readonly stateSize: string }
+  readonly kubernetes?: { readonly tooling: string; readonly stateSize: string; readonly probeImage?: string | undefined }
 }
 
 export const DEFAULT_KUBERNETES = { tooling: "bottle/v1", stateSize: "10Gi" } as const

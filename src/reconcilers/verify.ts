@@ -10,7 +10,7 @@ import { Data, Duration, Effect } from "effect"
 import { DockerEngine, type DockerError } from "../observers/DockerEngine.js"
 import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
 import type { Names } from "../resources/names.js"
-import { PROBE_SCRIPT, type ProbeInput, type ProbeProperty } from "../resources/probeScript.js"
+import { PROBE_SCRIPT, PUBLIC_ADDRESSES, REFUSED_HOST, type ProbeInput, type ProbeProperty } from "../resources/probeScript.js"
 import type { VerifySpec } from "../resources/realise.js"
 
 /** The probe could not run or gave no verdict (not the same as a property failing). */
@@ -30,9 +30,7 @@ export interface ProbeOptions {
 }
 
 /** A public address per family: a route to it is looked up, nothing is sent. */
-const PUBLIC_ADDRESSES = ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111"]
-/** A host no allow list may name (`.invalid` never resolves): the proxy must refuse it. */
-export const REFUSED_HOST = "verify.bottle.invalid"
+export { REFUSED_HOST }
 
 /** Runs the probe script with `input` in the target's network namespace and returns what it printed, parsed. */
 const runProbe = (opts: ProbeOptions, input: unknown, bound: Duration.DurationInput) =>

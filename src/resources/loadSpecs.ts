@@ -201,6 +201,8 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
           }
         }
         if (b.spec.backend === "kubernetes") {
+          // Its proxy's Service is named after it, and a Service's name must start with a letter (DNS-1035).
+          if (!/^[a-z]/.test(name)) problem(file, "on the kubernetes backend a bottle's name starts with a letter (its proxy's Service is named after it)", namePos.line, namePos.column, "metadata.name")
           const onCluster: ReadonlyArray<readonly [string, boolean, string]> = [
             ["workspace", b.spec.workspace !== undefined, "a host directory cannot be mounted into a cluster's pod (the workspace is a PersistentVolumeClaim)"],
             ["build", b.spec.build !== undefined, "bottle builds images on a Docker Engine only; name an image the cluster can pull with image:"],

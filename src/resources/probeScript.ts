@@ -11,11 +11,24 @@
  *   prints `{"ready": true|false, "ms": …}` and exits 0 only when ready.
  * - `{"mode": "verify", …}`: checks every property at once and prints
  *   `{"properties": [{"name", "ok", "detail"}, …]}`.
+ * - `{"mode": "gate", "deadline": S, …}`: as verify, again and again until
+ *   every property holds (exit 0) or S seconds have passed (exit 1). A
+ *   Kubernetes agent's pod runs it first, as an init container: its agent
+ *   starts only inside a fence that holds (a pod may start before the
+ *   network plugin enforces a new NetworkPolicy).
  */
+
+/** A host no allow list may name (`.invalid` never resolves): the proxy must refuse it. */
+export const REFUSED_HOST = "verify.bottle.invalid"
+
+/** Public addresses a fence must keep the agent from (a route to them looked up, or on a cluster a connection tried). */
+export const PUBLIC_ADDRESSES = ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111"]
 
 /** The input of a verify probe. */
 export interface ProbeInput {
-  readonly mode: "verify"
+  readonly mode: "verify" | "gate"
+  /** gate: how long to wait for the fence to hold. */
+  readonly deadline?: number
   /** The proxy the agent should use; null when the bottle has none. */
   readonly proxy: { readonly host: string; readonly port: number } | null
   /** A host no allow list names: the proxy must refuse it. */
@@ -36,6 +49,8 @@ export interface ProbeInput {
    * cluster's API (KUBERNETES_SERVICE_HOST, in every pod's environment) to what must not answer.
    */
   readonly cluster?: boolean
+  /** On a cluster: the proxy's host is read from this variable (the address Kubernetes gives its Service). */
+  readonly proxyHostEnv?: string
 }
 
 export interface ProbeProperty {
@@ -310,8 +325,16 @@ def verify(a):
         except OSError:
             pass
     cluster = a.get("cluster", False)
-    if cluster and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        a["hostTargets"] = a["hostTargets"] + [{"host": os.environ["KUBERNETES_SERVICE_HOST"], "port": int(os.environ.get("KUBERNETES_SERVICE_PORT", "443"))}]
+    if cluster:
+        # The cluster's API, and the pod's own node (traffic to it is always allowed by NetworkPolicy: the kubelet, node-local services).
+        extra = []
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            extra.append({"host": os.environ["KUBERNETES_SERVICE_HOST"], "port": int(os.environ.get("KUBERNETES_SERVICE_PORT", "443"))})
+        if os.environ.get("BOTTLE_NODE_IP"):
+            extra += [{"host": os.environ["BOTTLE_NODE_IP"], "port": p} for p in (22, 10250, 10255)]
+        a = dict(a, hostTargets=a["hostTargets"] + extra)
+        if a["proxy"] is not None and a.get("proxyHostEnv"):
+            a["proxy"] = dict(a["proxy"], host=os.environ.get(a["proxyHostEnv"], "unset-" + a["proxyHostEnv"]))
     proxy_thread = threading.Thread(target=proxy)
     sidecar_threads = [threading.Thread(target=sidecar, args=(x,)) for x in a.get("sidecars", [])]
     threads = [proxy_thread] + sidecar_threads
@@ -346,8 +369,17 @@ def verify(a):
     add("no outside DNS", not leaks, "; ".join(sorted(leaks)) if leaks else "no resolver answered for " + ", ".join(a["dnsNames"]))
     return {"properties": sorted(props, key=lambda p: p["name"])}
 
-result = ready(args) if args["mode"] == "ready" else verify(args)
+def gate(a):
+    end = time.time() + a.get("deadline", 60)
+    while True:
+        r = verify(a)
+        held = all(p["ok"] for p in r["properties"])
+        if held or time.time() > end:
+            return dict(r, held=held)
+        time.sleep(2)
+
+result = ready(args) if args["mode"] == "ready" else gate(args) if args["mode"] == "gate" else verify(args)
 print(json.dumps(result), flush=True)
 # Checks still waiting (a resolver that never answers) are abandoned, not waited for.
-os._exit(1 if result.get("ready") is False else 0)
+os._exit(1 if result.get("ready") is False or result.get("held") is False else 0)
 `

@@ -4,7 +4,8 @@
  * applied, and the ApplySet parent that owns a set of them. Pure: no I/O.
  *
  * Per bottle: a ServiceAccount without a token; NetworkPolicies first (the
- * agent reaches its proxy and the cluster's DNS, nothing else; the proxy is
+ * agent reaches its proxy, by its Service's address, and nothing else, not
+ * even DNS; the proxy is
  * reached by its agent alone and reaches only public addresses on the
  * allowed ports); a Secret the proxy alone mounts (injected secrets, the
  * bottle's CA key) and one for the agent's own secrets (referenced, never
@@ -18,10 +19,12 @@ import type { DesiredBottle } from "./desired.js"
 import { EGRESS_ADDON, EGRESS_ADDON_FILE, EGRESS_POLICY_FILE } from "./egressAddon.js"
 import { parseAllowList } from "./egressRules.js"
 import { hashOf } from "./hash.js"
+import { PROBE_SCRIPT, PUBLIC_ADDRESSES, REFUSED_HOST, type ProbeInput } from "./probeScript.js"
 import { Bottle as BL, MANAGED_BY } from "./labels.js"
 import {
   AGENT_MOUNT,
   caEnv,
+  dnsNamesFor,
   EGRESS_PORT,
   egressImageFor,
   placeholderOf,
@@ -63,6 +66,8 @@ export interface KubernetesContext {
   readonly stateSize: string
   /** The cluster serves agent-sandbox's API: the agent is a `Sandbox` (its controller keeps one pod, stable), not a StatefulSet. */
   readonly sandboxApi?: boolean | undefined
+  /** An image with python3 for the fence's gate and probes when the proxy's image has none (pipelock's). */
+  readonly probeImage?: string | undefined
   /**
    * The bottle's own CA, when its proxy opens TLS to put a secret in (made by bottle, as for docker), and the
    * bundle the agent's clients trust: the host's CAs and this one, as the docker backend writes it.
@@ -196,7 +201,8 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
   if (b.skills.length > 0) problems.push("skills: not carried to a cluster yet")
   const injected = b.secrets.filter((s) => s.inject !== undefined && s.gate !== true)
   if (injected.length > 0 && b.egressAllow.length > 0 && ctx.ca === undefined) problems.push("secrets: an injected secret needs the bottle's CA, which was not given")
-  const agentUser = b.user !== undefined ? uidGid(b.user) : undefined
+  // A pod that must not run as root needs a uid the kubelet can check: the spec's, else 1000 (an image's named USER is not enough).
+  const agentUser = b.user !== undefined ? uidGid(b.user) : { uid: 1000, gid: 1000 }
   if (b.user !== undefined && agentUser === undefined) problems.push(`user: '${b.user}' is not numeric; a pod's user is a uid (runAsUser)`)
   const proxyUser = uidGid(ctx.proxyUser)
 
@@ -368,13 +374,40 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
     workingDir: workdir,
     env,
     stdin: true,
-    tty: false,
     resources: { limits: { memory: mem, ...(b.resources.cpus !== undefined ? { cpu: String(b.resources.cpus) } : {}) } },
     securityContext: containerHardening(false),
     volumeMounts: [
       { name: "state", mountPath: workdir },
       ...(Object.keys(agentFiles).length > 0 ? [{ name: "files", mountPath: AGENT_MOUNT, readOnly: true }] : [])
     ]
+  }
+  // The gate: the agent's pod first proves, from inside, that its fence holds (a pod may start before the network
+  // plugin enforces a new policy); the agent starts only then, and never where it does not.
+  const proxyImage = hasProxy ? egressImageFor(b, ctx) : undefined
+  const gateImage = proxyImage !== undefined && /mitmproxy/i.test(proxyImage) ? proxyImage : ctx.probeImage ?? egressImageFor({ ...b, egressProxy: "mitmproxy", egressImage: undefined }, ctx)
+  const gateInput: ProbeInput = {
+    mode: "gate",
+    deadline: 120,
+    cluster: true,
+    proxy: hasProxy ? { host: "", port: EGRESS_PORT } : null,
+    proxyHostEnv: "BOTTLE_PROXY_HOST",
+    refusedHost: REFUSED_HOST,
+    hostTargets: [{ host: "169.254.169.254", port: 80 }],
+    publicAddresses: PUBLIC_ADDRESSES,
+    dnsNames: dnsNamesFor(rules),
+    sidecars: [],
+    timeout: 2
+  }
+  const gate = {
+    name: "fence",
+    image: gateImage,
+    command: ["python3", "-c", PROBE_SCRIPT, JSON.stringify(gateInput)],
+    env: [
+      { name: "BOTTLE_NODE_IP", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
+      ...(hasProxy ? [{ name: "BOTTLE_PROXY_HOST", value: `$(${serviceVariable(n.egress)}_SERVICE_HOST)` }] : [])
+    ],
+    resources: { limits: { memory: "64Mi", cpu: "500m" } },
+    securityContext: containerHardening(true)
   }
   const agentTemplate = {
     metadata: { labels: { ...common, ...selector("agent") }, annotations: { [CONFIG_HASH]: hashOf([agentFiles, b.secrets.map((s) => s.digest)]).slice(0, 16) } },
@@ -383,6 +416,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
       // The Services' variables (the proxy's address among them): the agent reaches its proxy without DNS.
       enableServiceLinks: hasProxy,
       securityContext: podHardening(agentUser),
+      initContainers: [gate],
       containers: [agent],
       volumes: [
         { name: "state", persistentVolumeClaim: { claimName: n.state } },
@@ -447,6 +481,7 @@ export const kubeProbePod = (b: { readonly name: string; readonly set: string },
         name: "probe",
         image,
         command: [...command],
+        env: [{ name: "BOTTLE_NODE_IP", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } }],
         resources: { limits: { memory: "64Mi", cpu: "500m" } },
         securityContext: containerHardening(true)
       }]

@@ -150,7 +150,9 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
       next.obj.status = kind === "Sandbox" ? { replicas: 1, conditions: [{ type: "Ready", status: "True" }] } : { replicas: 1, readyReplicas: 1 }
       const podName = kind === "StatefulSet" ? `${name}-0` : kind === "Sandbox" ? name : `${name}-5d9c7f-x2x7q`
       const template = kind === "Sandbox" ? next.obj.spec?.podTemplate : next.obj.spec?.template
-      store.set(`v1/pods/${ns}/${podName}`, { obj: { apiVersion: "v1", kind: "Pod", metadata: { name: podName, namespace: ns, uid: randomUUID(), labels: template?.metadata?.labels ?? {}, ownerReferences: [{ kind, name }] }, spec: template?.spec ?? {}, status: { phase: "Running" } }, owners: new Map() })
+      // A Deployment's pods are its ReplicaSet's, as the real controllers have them.
+      const owner = kind === "Deployment" ? { kind: "ReplicaSet", name: `${name}-5d9c7f` } : { kind, name }
+      store.set(`v1/pods/${ns}/${podName}`, { obj: { apiVersion: "v1", kind: "Pod", metadata: { name: podName, namespace: ns, uid: randomUUID(), labels: template?.metadata?.labels ?? {}, ownerReferences: [owner] }, spec: template?.spec ?? {}, status: { phase: "Running" } }, owners: new Map() })
     }
     return { status: cur === undefined ? 201 : 200, body: next.obj }
   }
@@ -215,7 +217,8 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
       }
       store.delete(key)
       for (const [k, p] of [...store]) {
-        if (p.obj.kind === "Pod" && p.obj.metadata.namespace === ns && p.obj.metadata.ownerReferences?.some((o: { name: string; kind: string }) => o.name === name && o.kind === s.obj.kind)) store.delete(k)
+        if (p.obj.kind === "Pod" && p.obj.metadata.namespace === ns && p.obj.metadata.ownerReferences?.some((o: { name: string; kind: string }) =>
+          (o.name === name && o.kind === s.obj.kind) || (s.obj.kind === "Deployment" && o.kind === "ReplicaSet" && o.name.startsWith(`${name}-`)))) store.delete(k)
       }
       return { status: 200, body: { kind: "Status", status: "Success" } }
     }

@@ -30,6 +30,8 @@ export interface KubeOptions {
   readonly tooling: string
   /** The size of each bottle's workspace claim. */
   readonly stateSize: string
+  /** An image with python3 for the gate and the probes, when the proxy's has none. */
+  readonly probeImage?: string | undefined
   /** Which sets this plan prunes: a parent is narrowed or deleted only there, or where a bottle is applied. */
   readonly prune: "none" | "set" | "all"
   readonly set: string
@@ -90,6 +92,8 @@ export const subsetDrift = (want: unknown, have: unknown, path: string): string 
     return undefined
   }
   if (want === have) return undefined
+  // The API leaves out an empty string it was sent (an env var's empty value).
+  if (want === "" && have === undefined) return undefined
   const [qw, qh] = [quantity(want), quantity(have)]
   if (qw !== undefined && qh !== undefined && Math.abs(qw - qh) <= Math.abs(qw) * 1e-9) return undefined
   return `${path} is ${have === undefined ? "missing" : JSON.stringify(have)} (want ${JSON.stringify(want)})`
@@ -101,8 +105,19 @@ export const objectDrift = (m: Manifest, o: ObservedObject): string | undefined 
   if (o.deleting) return "it is being deleted"
   if (m.kind === "Secret") return undefined
   const { apiVersion: _a, kind: _k, metadata: _m, ...body } = m
-  const d = subsetDrift(body, o.body, "")
+  const d = subsetDrift(body, o.body, "") ?? podExtras(o)
   return d !== undefined ? `drift: ${d.slice(1)}` : undefined
+}
+
+/** What bottle never sets in a pod and no one may add: the node's namespaces, containers slipped in for debugging. */
+const podExtras = (o: ObservedObject): string | undefined => {
+  const spec = (o.body["spec"] ?? {}) as Record<string, any>
+  const pod = (o.kind === "Pod" ? spec : (spec["template"] ?? spec["podTemplate"])?.["spec"]) as Record<string, unknown> | undefined
+  if (pod === undefined) return undefined
+  const at = o.kind === "Pod" ? ".spec" : o.kind === "Sandbox" ? ".spec.podTemplate.spec" : ".spec.template.spec"
+  for (const k of ["hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace"]) if (pod[k] === true) return `${at}.${k} is true`
+  if (Array.isArray(pod["ephemeralContainers"]) && pod["ephemeralContainers"].length > 0) return `${at}.ephemeralContainers were added`
+  return undefined
 }
 
 export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: ReadonlyArray<DesiredBottle>, opts: KubeOptions, shared: PlanState): BackendPlanner => {
@@ -133,6 +148,7 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     namespace,
     prefix,
     sandboxApi: snap?.sandboxApi === true,
+    probeImage: opts.probeImage,
     tooling: opts.tooling,
     egressImage: opts.realise.egressImage,
     proxyUser: KUBE_PROXY_USER,
