@@ -1,18 +1,17 @@
 /**
- * What a desired bottle means on Kubernetes (issue #11, not wired to a
- * backend yet): the objects one bottle is made of, in the order they must be
- * applied, and the ApplySet parent that owns a set of them. Pure: no I/O.
+ * What a desired bottle means on Kubernetes: the objects one bottle is made
+ * of, in the order they must be applied, and the ApplySet parent that owns
+ * one install's set of them. Pure: no I/O.
  *
  * Per bottle: a ServiceAccount without a token; NetworkPolicies first (the
  * agent reaches its proxy, by its Service's address, and nothing else, not
- * even DNS; the proxy is
- * reached by its agent alone and reaches only public addresses on the
- * allowed ports); a Secret the proxy alone mounts (injected secrets, the
- * bottle's CA key) and one for the agent's own secrets (referenced, never
- * written into a pod spec); ConfigMaps for the proxy's policy and the
- * agent's files; a PersistentVolumeClaim for its workspace; the proxy as a
- * Deployment and a Service; the agent as a one-replica StatefulSet. Pods are
- * hardened as the docker backend's containers are.
+ * even DNS; the proxy is reached by its agent alone and reaches only public
+ * addresses on the allowed ports); a Secret for the agent's own secrets
+ * (referenced, never written into a pod spec); ConfigMaps for the proxy's
+ * policy and the agent's files; a PersistentVolumeClaim for its workspace;
+ * the proxy as a Deployment and a Service; the agent as a one-replica
+ * StatefulSet (or agent-sandbox's Sandbox), whose pod first proves its fence
+ * from inside. Pods are hardened as the docker backend's containers are.
  */
 import { createHash } from "node:crypto"
 import type { DesiredBottle } from "./desired.js"
