@@ -333,4 +333,16 @@ describe.skipIf(!available)("kubernetes bottles (against a fake API server)", ()
     expect(broken.stdout).toContain("lets it reach")
     expect(broken.stdout).toContain("not probed: its fence is not in place")
   }, 120_000)
+
+  it("exec attaches only to the workload's own pod, never to one someone labelled as the agent", async () => {
+    expect((await run("apply", "-f", file("k.yaml", spec("kimp")))).status).toBe(0)
+    // A pod that sorts first and carries the agent's labels, running (the fake runs its command on the test host).
+    expect(kube.applyAs("intruder", { apiVersion: "v1", kind: "Pod", metadata: { name: "a-impostor", namespace: "bottle-default", labels: { "dev.bottle.bottle": "kimp", "dev.bottle.role": "agent" } }, spec: { containers: [{ name: "agent", image: "x", command: ["sleep", "20"] }] } }).status).toBe(201)
+    const e = await run("exec", "kimp", "--", "true")
+    expect(e.status, e.stderr).toBe(0)
+    expect(kube.execs.at(-1)!.pod).toBe("kimp-agent-0")
+    const l = await run("logs", "kimp")
+    expect(l.status, l.stderr).toBe(0)
+    expect(kube.requests.filter((q) => q.path.endsWith("/log")).map((q) => q.path.split("/").at(-2))).toEqual(["kimp-agent-0"])
+  }, 120_000)
 })
