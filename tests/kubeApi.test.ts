@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { stringify } from "yaml"
 import { KubeApi, layer, refOf, RESOURCES, type KubeError } from "../src/observers/KubeApi.js"
 import { kubeconfigPaths, resolveKubeconfig, type KubeTarget } from "../src/resources/kubeconfig.js"
-import { Applyset, applysetId, applysetParent, parentRef, realiseKubernetes, type KubernetesContext } from "../src/resources/realiseKubernetes.js"
+import { Applyset, applysetId, applysetParent, groupKindOf, parentRef, realiseKubernetes, type KubernetesContext } from "../src/resources/realiseKubernetes.js"
 import { startFakeKube, type FakeKube } from "./support/fakeKube.js"
 import { bottle } from "./support/fixtures.js"
 
@@ -84,7 +84,7 @@ describe("the API client, against a fake API server", () => {
 
   const manifests = () => {
     const ms = realiseKubernetes(bottle("dev"), ctx).manifests
-    return [applysetParent("default", ctx, ms), ...ms]
+    return [applysetParent("default", ctx, ms.map(groupKindOf)), ...ms]
   }
 
   it("applies server-side as 'bottle', never forced, and lists a set's members by its ApplySet label", async () => {

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest"
 import type { DesiredSecret } from "../src/resources/desired.js"
 import { Bottle as BL } from "../src/resources/labels.js"
 import {
-  Applyset, applysetId, applysetParent, CONFIG_HASH, groupKinds, kubeProbePod, NON_PUBLIC_V4, parentRef, realiseKubernetes, ROLE_LABEL,
+  Applyset, applysetId, applysetParent, CONFIG_HASH, groupKindOf, groupKinds, kubeProbePod, NON_PUBLIC_V4, parentRef, realiseKubernetes, ROLE_LABEL,
   type KubernetesContext, type Manifest
 } from "../src/resources/realiseKubernetes.js"
 import { objectDrift, subsetDrift } from "../src/reconcilers/backends/kubernetes.js"
@@ -80,7 +80,7 @@ describe("the ApplySet", () => {
 
   it("parent: a ConfigMap per set, labelled with its id, naming bottle as its tooling and the kinds it holds", () => {
     const { manifests } = realiseKubernetes(full, { ...ctx, ca })
-    const parent = applysetParent("default", ctx, manifests)
+    const parent = applysetParent("default", ctx, manifests.map(groupKindOf))
     validate(parent)
     const id = applysetId(parentRef("default", "bottle-default", "claude-bottle"))
     expect(parent.metadata.labels[Applyset.id]).toBe(id)
@@ -92,7 +92,7 @@ describe("the ApplySet", () => {
   })
 
   it("lists group kinds as kubectl does: core kinds bare, the rest Kind.group, sorted, once each", () => {
-    expect(groupKinds([{ apiVersion: "apps/v1", kind: "Deployment" }, { apiVersion: "v1", kind: "Secret" }, { apiVersion: "apps/v1", kind: "Deployment" }])).toBe("Deployment.apps,Secret")
+    expect(groupKinds([{ apiVersion: "apps/v1", kind: "Deployment" }, { apiVersion: "v1", kind: "Secret" }, { apiVersion: "apps/v1", kind: "Deployment" }].map(groupKindOf))).toBe("Deployment.apps,Secret")
   })
 })
 
@@ -241,7 +241,7 @@ describe("a bottle on Kubernetes", () => {
   })
 
   it("renders as the golden file says (a change here is a change to what lands on a cluster)", async () => {
-    const all = [...manifests, applysetParent("default", ctx, manifests)]
+    const all = [...manifests, applysetParent("default", ctx, manifests.map(groupKindOf))]
     await expect(all.map((m) => stringify(m)).join("---\n")).toMatchFileSnapshot("golden/kubernetes-bottle.yaml")
   })
 })
@@ -288,7 +288,7 @@ describe("the kubernetes backend's planning", () => {
   const cluster = (bs: ReadonlyArray<ReturnType<typeof bottle>>, over: { parentKinds?: string; tooling?: string; listed?: ReadonlyArray<string> } = {}) => {
     const kctx = { ...ctx, prefix: "claude-bottle", tooling: "bottle/v0.1.0" }
     const ms = bs.flatMap((b) => realiseKubernetes(b, kctx).manifests)
-    const parent = applysetParent("default", kctx, ms)
+    const parent = applysetParent("default", kctx, ms.map(groupKindOf))
     const withKinds = over.parentKinds !== undefined ? { ...parent, metadata: { ...parent.metadata, annotations: { ...parent.metadata.annotations, [Applyset.containsGroupKinds]: over.parentKinds, ...(over.tooling ? { [Applyset.tooling]: over.tooling } : {}) } } } : over.tooling ? { ...parent, metadata: { ...parent.metadata, annotations: { ...parent.metadata.annotations, [Applyset.tooling]: over.tooling } } } : parent
     const objects = [withKinds, ...ms].map((m, i) => {
       const { apiVersion: _a, kind: _k, metadata: _m, ...rest } = m
@@ -341,8 +341,17 @@ describe("the kubernetes backend's planning", () => {
   })
 
   it("verify's probe pod is a valid, hardened Pod, fenced as the agent (its policy selects it), never restarted", () => {
-    const pod = kubeProbePod({ name: "dev", set: "default" }, ctx, "bottle/mitmproxy:1", ["python3", "-c", "print(1)"])
+    const pod = kubeProbePod({ name: "dev", set: "default", proxyImage: "bottle/mitmproxy:1" }, ctx, "abc123")
     expect(() => validate(pod)).not.toThrow()
+    expect(pod.metadata.name).toBe("dev-probe-abc123")
+    // The same probe as the agent's gate, in verify mode, finding the proxy as the agent does.
+    const probe = (pod["spec"] as any).containers[0]
+    const gate = (realiseKubernetes(full, { ...ctx, ca }).manifests.find((m) => m.kind === "StatefulSet")!["spec"] as any).template.spec.initContainers[0]
+    expect(probe.command.slice(0, 3)).toEqual(gate.command.slice(0, 3))
+    expect(JSON.parse(probe.command[3])).toMatchObject({ mode: "verify", cluster: true, proxyHostEnv: "BOTTLE_PROXY_HOST" })
+    expect(probe.image).toBe("bottle/mitmproxy:1")
+    expect(probe.env).toEqual(gate.env)
+    expect((pod["spec"] as any).enableServiceLinks).toBe(true)
     expect(pod.metadata.labels).toMatchObject({ [BL.bottle]: "dev", [ROLE_LABEL]: "probe", [Applyset.partOf]: applysetId(parentRef("default", "bottle-default", "claude-bottle")) })
     const policy = byKind(realiseKubernetes(full, { ...ctx, ca }).manifests, "NetworkPolicy", "dev-agent")[0]!.spec as any
     expect(policy.podSelector.matchExpressions[0].values).toContain(pod.metadata.labels[ROLE_LABEL])

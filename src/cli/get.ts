@@ -3,7 +3,7 @@ import { Command } from "@effect/cli"
 import { Effect } from "effect"
 import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
 import { ownership } from "../resources/ownership.js"
-import { ROLE_LABEL } from "../resources/realiseKubernetes.js"
+import { ROLE_LABEL, WORKLOADS } from "../resources/realiseKubernetes.js"
 import type { Observed } from "../resources/observed.js"
 import type { Names } from "../resources/names.js"
 import { exitWith } from "./exit.js"
@@ -56,7 +56,7 @@ export const bottleRows = (o: Observed, names: Names): ReadonlyArray<BottleRow> 
   }
   if (o.kubernetes?._tag === "Ok") {
     // A bottle's workloads: its agent and its proxy, each running once a replica is ready.
-    for (const w of o.kubernetes.value.objects.filter((x) => ["StatefulSet", "Deployment", "Sandbox"].includes(x.kind) && x.labels[BL.bottle] !== undefined && x.labels[ROLE_LABEL] !== undefined)) {
+    for (const w of o.kubernetes.value.objects.filter((x) => WORKLOADS.has(x.kind) && x.labels[BL.bottle] !== undefined && x.labels[ROLE_LABEL] !== undefined)) {
       const r = row(w.labels[BL.bottle]!)
       r.backend.add("kubernetes")
       r.set ||= w.labels[BL.set] ?? ""

@@ -6,7 +6,7 @@ import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
 import type { Names } from "../resources/names.js"
 import type { Observed } from "../resources/observed.js"
 import { ownership } from "../resources/ownership.js"
-import { ROLE_LABEL } from "../resources/realiseKubernetes.js"
+import { ROLE_LABEL, WORKLOADS } from "../resources/realiseKubernetes.js"
 
 export type Service = "agent" | "egress" | "git" | "supervise"
 
@@ -26,7 +26,7 @@ export const workloadReady = (body: Readonly<Record<string, unknown>>) => {
 
 export const findTarget = (o: Observed, names: Names, bottle: string, service: Service): Target => {
   if (o.kubernetes?._tag === "Ok") {
-    const workloads = o.kubernetes.value.objects.filter((x) => x.labels[BL.bottle] === bottle && x.labels[ROLE_LABEL] !== undefined && ["StatefulSet", "Deployment", "Sandbox"].includes(x.kind))
+    const workloads = o.kubernetes.value.objects.filter((x) => x.labels[BL.bottle] === bottle && x.labels[ROLE_LABEL] !== undefined && WORKLOADS.has(x.kind))
     if (workloads.length > 0) {
       const w = workloads.find((x) => x.labels[ROLE_LABEL] === service)
       if (w === undefined) return { _tag: "Missing", why: `bottle '${bottle}' has no ${service}${service === "egress" ? " (its allow list is empty: no proxy)" : " (on Kubernetes a bottle runs its agent and its proxy)"}` }

@@ -1,13 +1,14 @@
 /** `bottle verify [NAME…] [-o json]`: probe each bottle's fence from inside its network namespace. Exit 0 holds, 1 a property failed, 2 error. */
 import { Args, Command } from "@effect/cli"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { KubeApi, POD, refOf } from "../observers/KubeApi.js"
+import { asObserved } from "../observers/kubeObserver.js"
 import { KUBE_PROXY_USER } from "../reconcilers/backends/kubernetes.js"
-import type { ObservedObject } from "../resources/observed.js"
+import { probeImageFor } from "../resources/probeScript.js"
 import { kubeProbe } from "../reconcilers/kubeProbe.js"
 import { kubeFence, ENFORCEMENT_WARNING } from "../reconcilers/kubeVerify.js"
 import { Bottle as BL } from "../resources/labels.js"
-import { ROLE_LABEL } from "../resources/realiseKubernetes.js"
+import { ROLE_LABEL, WORKLOADS } from "../resources/realiseKubernetes.js"
 import { withLock } from "../reconcilers/lock.js"
 import { writeVerdict } from "../reconcilers/runAction.js"
 import { verifyFence, type Verdict } from "../reconcilers/verify.js"
@@ -21,6 +22,8 @@ import { runnerOptions } from "./pipeline.js"
 import { SettingsTag } from "./settings.js"
 import { workloadReady } from "./target.js"
 
+const NETWORK_POLICY = refOf("networking.k8s.io/v1", "NetworkPolicy")!
+
 const bottles = Args.text({ name: "NAME" }).pipe(Args.withSchema(BottleName), Args.repeated, Args.withDescription("bottles to verify (default: every running bottle)"))
 
 /** The labels of a bottle's agent pods as they run (controllers add their own). */
@@ -31,15 +34,12 @@ const agentPods = (namespace: string, bottle: string) =>
     return pods.map((p) => p.metadata.labels ?? {})
   })
 
-/** Every NetworkPolicy of a namespace, as observed objects. */
+/** Every NetworkPolicy of a namespace, bottle's or not (policies add up). */
 const namespacePolicies = (namespace: string) =>
   Effect.gen(function* () {
     const api = yield* KubeApi
-    const items = yield* api.list(refOf("networking.k8s.io/v1", "NetworkPolicy")!, namespace, "")
-    return items.map((o): ObservedObject => {
-      const { apiVersion: _a, kind: _k, metadata, ...body } = o
-      return { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", namespace, name: metadata.name, uid: metadata.uid, labels: metadata.labels ?? {}, annotations: metadata.annotations ?? {}, deleting: false, body }
-    })
+    const items = yield* api.list(NETWORK_POLICY, namespace, "")
+    return items.map((o) => asObserved(o, NETWORK_POLICY, namespace))
   })
 
 export const verify = Command.make("verify", { bottles, output, context }, (o) =>
@@ -56,28 +56,29 @@ export const verify = Command.make("verify", { bottles, output, context }, (o) =
       // Kubernetes bottles are proven from what the API reports (src/reconcilers/kubeVerify.ts); the rest by a probe.
       const kubeObjects = observed.kubernetes?._tag === "Ok" ? observed.kubernetes.value.objects : []
       const onKube = [...new Set(kubeObjects.filter((x) => x.labels[ROLE_LABEL] === "agent" && x.labels[BL.bottle] !== undefined).map((x) => x.labels[BL.bottle]!))].sort()
-      const agentOf = (b: string) => kubeObjects.find((x) => x.labels[BL.bottle] === b && x.labels[ROLE_LABEL] === "agent" && x.kind !== "Pod")!
+      const agentOf = (b: string) => kubeObjects.find((x) => x.labels[BL.bottle] === b && x.labels[ROLE_LABEL] === "agent" && WORKLOADS.has(x.kind))!
       // A bottle whose agent is not running is not probed (as on docker): said so, not called broken.
       const kubeNamed = o.bottles.length > 0 ? onKube.filter((b) => o.bottles.includes(b)) : onKube
       const kubeNotRunning = kubeNamed.filter((b) => !workloadReady(agentOf(b).body))
       const kubeWanted = kubeNamed.filter((b) => !kubeNotRunning.includes(b))
       const kubeBlind = observed.kubernetes?._tag === "Failed" ? observed.kubernetes.error : undefined
       if (kubeBlind !== undefined) err(`error: ${kubeBlind}: its bottles could not be verified`)
+      // Each namespace's policies are listed once, whatever the number of its bottles.
+      const policiesOf = new Map(access._tag !== "Ready" ? [] : yield* Effect.forEach([...new Set(kubeWanted.map((b) => agentOf(b).namespace))], (ns) =>
+        namespacePolicies(ns).pipe(Effect.provide(access.layer), Effect.option, Effect.map((p) => [ns, Option.getOrUndefined(p)] as const))))
       const kubeResults = yield* Effect.forEach(kubeWanted, (b) =>
         Effect.gen(function* () {
           const agent = agentOf(b)
-          // Every policy of the namespace, bottle's or not (policies add up), against the live pods' labels.
-          const listed = access._tag !== "Ready"
-            ? undefined
-            : yield* Effect.all([namespacePolicies(agent.namespace), agentPods(agent.namespace, b)]).pipe(Effect.provide(access.layer), Effect.orElseSucceed(() => undefined))
-          const fence = kubeFence(kubeObjects, b, listed?.[0], listed?.[1])
+          // The policies against the live pods' labels (controllers add their own).
+          const pods = access._tag !== "Ready" ? undefined : yield* agentPods(agent.namespace, b).pipe(Effect.provide(access.layer), Effect.orElseSucceed(() => undefined))
+          const fence = kubeFence(kubeObjects, b, pods === undefined ? undefined : policiesOf.get(agent.namespace), pods)
           const proxy = kubeObjects.find((x) => x.labels[BL.bottle] === b && x.labels[ROLE_LABEL] === "egress" && x.kind === "Deployment")
-          const proxyImage = ((proxy?.body["spec"] as any)?.template?.spec?.containers?.[0]?.image as string | undefined)
-          // The API checks first: a pod is probed only inside a fence that is there, and only once its agent runs.
+          const proxyImage = (proxy?.body["spec"] as { template?: { spec?: { containers?: ReadonlyArray<{ image?: string }> } } } | undefined)?.template?.spec?.containers?.[0]?.image
+          // The API checks first: a pod is probed only inside a fence that is there.
           const probed = access._tag !== "Ready" || !fence.every((p) => p.ok)
             ? [{ name: "probed from inside", ok: false, detail: access._tag !== "Ready" ? "no cluster to probe" : "not probed: its fence is not in place" }]
-            : yield* kubeProbe(access.target, { name: b, set: agent.labels[BL.set] ?? "default" }, { namespace: agent.namespace, prefix: settings.names.prefix, proxyUser: KUBE_PROXY_USER },
-              proxyImage !== undefined && /mitmproxy/i.test(proxyImage) ? proxyImage : opts.probeImage, proxy !== undefined).pipe(
+            : yield* kubeProbe(access.target, { name: b, set: agent.labels[BL.set] ?? "default", proxyImage: proxy !== undefined ? proxyImage ?? opts.probeImage : undefined },
+              { namespace: agent.namespace, prefix: settings.names.prefix, proxyUser: KUBE_PROXY_USER, probeImage: opts.probeImage }).pipe(
               Effect.provide(access.layer),
               Effect.catchAll((e) => Effect.succeed([{ name: "probed from inside", ok: false, detail: typeof e === "string" ? e : e.message }]))
             )
@@ -91,7 +92,7 @@ export const verify = Command.make("verify", { bottles, output, context }, (o) =
         ? { targets: [], missing: [], notRunning: [], unsupported: [] }
         : verifyTargets(observed, settings.names, settings.stateRoot, named)
       const probed = yield* Effect.forEach(t.targets, (spec) =>
-        verifyFence({ names: settings.names, bottle: spec.bottle, image: spec.proxyImage !== undefined && /mitmproxy/i.test(spec.proxyImage) ? spec.proxyImage : opts.probeImage, target: spec.target }, spec, opts.localEngine).pipe(
+        verifyFence({ names: settings.names, bottle: spec.bottle, image: probeImageFor(spec.proxyImage, opts.probeImage), target: spec.target }, spec, opts.localEngine).pipe(
           Effect.tap((v) => Effect.promise(() => writeVerdict(spec.stateDir, v).catch(() => undefined))),
           Effect.map((v): { bottle: string; verdict: Verdict | undefined; error: string | undefined } => ({ bottle: spec.bottle, verdict: v, error: undefined })),
           Effect.catchAll((e) => Effect.succeed({ bottle: spec.bottle, verdict: undefined, error: e.message }))

@@ -8,18 +8,20 @@
 import { Effect } from "effect"
 import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
 import type { KubeSnapshot, ObservedObject, Source } from "../resources/observed.js"
-import { KubeApi, POD, RESOURCES, type KubeObject } from "./KubeApi.js"
+import { ROLE_LABEL } from "../resources/realiseKubernetes.js"
+import { KubeApi, POD, RESOURCES, type KubeObject, type ResourceRef } from "./KubeApi.js"
 
 export const SANDBOX_GROUP_VERSION = "agents.x-k8s.io/v1alpha1"
 const SELECTOR = `${BL.managedBy}=${MANAGED_BY}`
 /** Pods bottle makes itself: verify's probes (a run cut off may leave one). */
-const PROBES = `${SELECTOR},dev.bottle.role=probe`
+const PROBES = `${SELECTOR},${ROLE_LABEL}=probe`
 
-const asObserved = (o: KubeObject, apiVersion: string, kind: string, namespace: string): ObservedObject => {
+/** An object as the API listed it, as bottle observes it: the kind it was listed as, its namespace, the rest as the body. */
+export const asObserved = (o: KubeObject, r: ResourceRef, namespace: string): ObservedObject => {
   const { apiVersion: _a, kind: _k, metadata, ...body } = o
   return {
-    apiVersion,
-    kind,
+    apiVersion: r.group === "" ? r.version : `${r.group}/${r.version}`,
+    kind: r.kind,
     namespace: metadata.namespace ?? namespace,
     name: metadata.name,
     uid: metadata.uid,
@@ -39,7 +41,7 @@ export const observeKube = (namespaces: ReadonlyArray<string>, context: string) 
     const lists = yield* Effect.forEach(
       namespaces.filter((_, i) => exists[i]).flatMap((ns) => [...kinds, POD].map((r) => ({ ns, r }))),
       ({ ns, r }) => api.list(r, ns, r === POD ? PROBES : SELECTOR).pipe(
-        Effect.map((items) => items.map((o) => asObserved(o, r.group === "" ? r.version : `${r.group}/${r.version}`, r.kind, ns)))
+        Effect.map((items) => items.map((o) => asObserved(o, r, ns)))
       ),
       { concurrency: 8 }
     )

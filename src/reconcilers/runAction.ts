@@ -12,6 +12,7 @@ import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
 import { Applyset } from "../resources/realiseKubernetes.js"
 import { readMetadata } from "../observers/stateObserver.js"
 import { readBoundedFile } from "../resources/hostPaths.js"
+import { probeImageFor } from "../resources/probeScript.js"
 import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
 import { bottleNameProblem, type Names } from "../resources/names.js"
 import { GENERATED_FILES, proxyEnv, type ReadySpec, type StateDirSpec } from "../resources/realise.js"
@@ -187,8 +188,6 @@ export const makeRunner = (opts: RunnerOptions) =>
         return ip !== undefined ? `egress limited to ${ip}/32` : "no network"
       })
 
-    /** The image a probe of this bottle runs in: its own proxy image when that is mitmproxy's (python3 is there). */
-    const probeImageFor = (proxyImage: string | undefined) => (proxyImage !== undefined && /mitmproxy/i.test(proxyImage) ? proxyImage : opts.probeImage)
 
     /**
      * Waits until a proxy answers, asking from inside it (an exec in its own image, no container of
@@ -264,7 +263,7 @@ export const makeRunner = (opts: RunnerOptions) =>
     const verifyBottle = (a: Extract<Action, { _tag: "VerifyBottle" }>) =>
       Effect.gen(function* () {
         const { spec } = a
-        const verdict = yield* verifyFence({ names: opts.names, bottle: spec.bottle, image: probeImageFor(spec.proxyImage), target: spec.target }, spec, opts.localEngine).pipe(
+        const verdict = yield* verifyFence({ names: opts.names, bottle: spec.bottle, image: probeImageFor(spec.proxyImage, opts.probeImage), target: spec.target }, spec, opts.localEngine).pipe(
           Effect.provideService(DockerEngine, docker)
         )
         yield* Effect.tryPromise(() => writeVerdict(spec.stateDir, verdict)).pipe(Effect.ignore)

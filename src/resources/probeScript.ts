@@ -24,6 +24,10 @@ export const REFUSED_HOST = "verify.bottle.invalid"
 /** Public addresses a fence must keep the agent from (a route to them looked up, or on a cluster a connection tried). */
 export const PUBLIC_ADDRESSES = ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111"]
 
+/** The image a probe runs in: the bottle's proxy image when that is mitmproxy's (python3 is there), else `fallback`. */
+export const probeImageFor = (proxyImage: string | undefined, fallback: string): string =>
+  proxyImage !== undefined && /mitmproxy/i.test(proxyImage) ? proxyImage : fallback
+
 /** The input of a verify probe. */
 export interface ProbeInput {
   readonly mode: "verify" | "gate"

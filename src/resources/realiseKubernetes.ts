@@ -18,11 +18,12 @@ import type { DesiredBottle } from "./desired.js"
 import { EGRESS_ADDON, EGRESS_ADDON_FILE, EGRESS_POLICY_FILE } from "./egressAddon.js"
 import { parseAllowList } from "./egressRules.js"
 import { hashOf } from "./hash.js"
-import { PROBE_SCRIPT, PUBLIC_ADDRESSES, REFUSED_HOST, type ProbeInput } from "./probeScript.js"
+import { PROBE_SCRIPT, probeImageFor, PUBLIC_ADDRESSES, REFUSED_HOST, type ProbeInput } from "./probeScript.js"
 import { Bottle as BL, MANAGED_BY } from "./labels.js"
 import {
   AGENT_MOUNT,
   caEnv,
+  DEFAULT_MITMPROXY_IMAGE,
   dnsNamesFor,
   EGRESS_PORT,
   egressImageFor,
@@ -90,6 +91,12 @@ export const PRESERVE_ANNOTATION = "dev.bottle.preserve"
 /** agent-sandbox's API (kubernetes-sigs/agent-sandbox), used for the agent when the cluster serves it. */
 export const SANDBOX_API_VERSION = "agents.x-k8s.io/v1alpha1"
 
+/** The kinds that run a bottle's pods (its agent's, its proxy's). */
+export const WORKLOADS: ReadonlySet<string> = new Set(["StatefulSet", "Deployment", "Sandbox"])
+
+/** The namespace of a Kubernetes bottle: its spec's, else its set's. */
+export const kubeNamespace = (b: Pick<DesiredBottle, "set" | "kubernetes">): string => b.kubernetes?.namespace ?? `bottle-${b.set}`
+
 /** The pod role label: which of a bottle's pods a selector means. */
 export const ROLE_LABEL = "dev.bottle.role"
 
@@ -123,12 +130,14 @@ export const applysetId = (p: ParentRef): string =>
 export const parentRef = (set: string, namespace: string, prefix: string): ParentRef =>
   ({ name: `applyset.${prefix}.${set}`, namespace, kind: "ConfigMap", group: "" })
 
-/** `Kind.group` (core kinds bare), sorted and unique, as the contains-group-kinds annotation lists them. */
-export const groupKinds = (manifests: ReadonlyArray<Pick<Manifest, "apiVersion" | "kind">>): string =>
-  [...new Set(manifests.map((m) => (m.apiVersion.includes("/") ? `${m.kind}.${m.apiVersion.split("/")[0]}` : m.kind)))].sort().join(",")
+/** An object's `Kind.group` (a core kind bare), as the contains-group-kinds annotation names it. */
+export const groupKindOf = (m: Pick<Manifest, "apiVersion" | "kind">): string => (m.apiVersion.includes("/") ? `${m.kind}.${m.apiVersion.split("/")[0]}` : m.kind)
+
+/** Kinds sorted and unique, as the contains-group-kinds annotation lists them. */
+export const groupKinds = (kinds: Iterable<string>): string => [...new Set(kinds)].sort().join(",")
 
 /** The set's ApplySet parent, listing the kinds of its members (prune looks for members of those kinds only). */
-export const applysetParent = (set: string, ctx: Pick<KubernetesContext, "namespace" | "tooling" | "prefix">, members: ReadonlyArray<Manifest>): Manifest => {
+export const applysetParent = (set: string, ctx: Pick<KubernetesContext, "namespace" | "tooling" | "prefix">, kinds: Iterable<string>): Manifest => {
   const ref = parentRef(set, ctx.namespace, ctx.prefix)
   return {
     apiVersion: "v1",
@@ -137,7 +146,7 @@ export const applysetParent = (set: string, ctx: Pick<KubernetesContext, "namesp
       name: ref.name,
       namespace: ctx.namespace,
       labels: { [Applyset.id]: applysetId(ref), [BL.managedBy]: MANAGED_BY, [BL.set]: set },
-      annotations: { [Applyset.tooling]: ctx.tooling, [Applyset.containsGroupKinds]: groupKinds(members) }
+      annotations: { [Applyset.tooling]: ctx.tooling, [Applyset.containsGroupKinds]: groupKinds(kinds) }
     }
   }
 }
@@ -382,32 +391,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
   }
   // The gate: the agent's pod first proves, from inside, that its fence holds (a pod may start before the network
   // plugin enforces a new policy); the agent starts only then, and never where it does not.
-  const proxyImage = hasProxy ? egressImageFor(b, ctx) : undefined
-  const gateImage = proxyImage !== undefined && /mitmproxy/i.test(proxyImage) ? proxyImage : ctx.probeImage ?? egressImageFor({ ...b, egressProxy: "mitmproxy", egressImage: undefined }, ctx)
-  const gateInput: ProbeInput = {
-    mode: "gate",
-    deadline: 120,
-    cluster: true,
-    proxy: hasProxy ? { host: "", port: EGRESS_PORT } : null,
-    proxyHostEnv: "BOTTLE_PROXY_HOST",
-    refusedHost: REFUSED_HOST,
-    hostTargets: [{ host: "169.254.169.254", port: 80 }],
-    publicAddresses: PUBLIC_ADDRESSES,
-    dnsNames: dnsNamesFor(rules),
-    sidecars: [],
-    timeout: 2
-  }
-  const gate = {
-    name: "fence",
-    image: gateImage,
-    command: ["python3", "-c", PROBE_SCRIPT, JSON.stringify(gateInput)],
-    env: [
-      { name: "BOTTLE_NODE_IP", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
-      ...(hasProxy ? [{ name: "BOTTLE_PROXY_HOST", value: `$(${serviceVariable(n.egress)}_SERVICE_HOST)` }] : [])
-    ],
-    resources: { limits: { memory: "64Mi", cpu: "500m" } },
-    securityContext: containerHardening(true)
-  }
+  const gate = { name: "fence", ...clusterProbe(b.name, hasProxy ? egressImageFor(b, ctx) : undefined, ctx, { mode: "gate", deadline: 120 }, dnsNamesFor(rules)) }
   const agentTemplate = {
     metadata: { labels: { ...common, ...selector("agent") }, annotations: { [CONFIG_HASH]: hashOf([agentFiles, b.secrets.map((s) => s.digest)]).slice(0, 16) } },
     spec: {
@@ -443,7 +427,7 @@ export const kubeStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDirSpe
     path: stateDirPath(ctx, b.name),
     specHash,
     preserve: b.preserve,
-    metadata: { managedBy: MANAGED_BY, prefix: ctx.names.prefix, name: b.name, backend: b.backend, set: b.set, specHash, namespace: b.kubernetes?.namespace ?? `bottle-${b.set}` },
+    metadata: { managedBy: MANAGED_BY, prefix: ctx.names.prefix, name: b.name, backend: b.backend, set: b.set, specHash, namespace: kubeNamespace(b) },
     files: {},
     dirs: [],
     managed: [],
@@ -457,14 +441,18 @@ export const kubeStateDir = (b: DesiredBottle, ctx: RealiseContext): StateDirSpe
  * agent's NetworkPolicy selects role probe too), hardened, never restarted, and a member of the set's
  * ApplySet, so a run cut off before it removed the pod leaves nothing prune does not reap.
  */
-export const kubeProbePod = (b: { readonly name: string; readonly set: string }, ctx: Pick<KubernetesContext, "namespace" | "prefix" | "proxyUser">, image: string, command: ReadonlyArray<string>): Manifest => {
+export const kubeProbePod = (
+  b: { readonly name: string; readonly set: string; readonly proxyImage: string | undefined },
+  ctx: Pick<KubernetesContext, "namespace" | "prefix" | "proxyUser" | "probeImage">,
+  suffix: string
+): Manifest => {
   const n = kubeNames(b.name)
   const user = uidGid(ctx.proxyUser)
   return {
     apiVersion: "v1",
     kind: "Pod",
     metadata: {
-      name: `${b.name}-probe`,
+      name: `${b.name}-probe-${suffix}`,
       namespace: ctx.namespace,
       labels: { [BL.managedBy]: MANAGED_BY, [BL.bottle]: b.name, [BL.set]: b.set, [BL.backend]: "kubernetes", [Applyset.partOf]: applysetId(parentRef(b.set, ctx.namespace, ctx.prefix)), [ROLE_LABEL]: "probe" },
       annotations: {}
@@ -472,18 +460,50 @@ export const kubeProbePod = (b: { readonly name: string; readonly set: string },
     spec: {
       serviceAccountName: n.account,
       automountServiceAccountToken: false,
-      enableServiceLinks: false,
+      // As the agent's pod: its proxy found by the Services' variables.
+      enableServiceLinks: b.proxyImage !== undefined,
       restartPolicy: "Never",
       activeDeadlineSeconds: 120,
       securityContext: podHardening(user),
-      containers: [{
-        name: "probe",
-        image,
-        command: [...command],
-        env: [{ name: "BOTTLE_NODE_IP", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } }],
-        resources: { limits: { memory: "64Mi", cpu: "500m" } },
-        securityContext: containerHardening(true)
-      }]
+      containers: [{ name: "probe", ...clusterProbe(b.name, b.proxyImage, ctx, { mode: "verify" }, dnsNamesFor([])) }]
     }
+  }
+}
+
+/**
+ * The probe script in its cluster mode, as a container (image, command, env) inside a bottle's fence: the
+ * agent's gate and verify's probe pod run the same. The proxy is found as the agent finds it (its Service's
+ * variable), the node by the downward API.
+ */
+const clusterProbe = (
+  bottle: string,
+  /** The bottle's proxy image; undefined: it has no proxy. */
+  proxyImage: string | undefined,
+  ctx: Pick<KubernetesContext, "probeImage">,
+  mode: { readonly mode: "gate" | "verify"; readonly deadline?: number },
+  dnsNames: ReadonlyArray<string>
+) => {
+  const hasProxy = proxyImage !== undefined
+  const input: ProbeInput = {
+    ...mode,
+    cluster: true,
+    proxy: hasProxy ? { host: "", port: EGRESS_PORT } : null,
+    proxyHostEnv: "BOTTLE_PROXY_HOST",
+    refusedHost: REFUSED_HOST,
+    hostTargets: [{ host: "169.254.169.254", port: 80 }],
+    publicAddresses: PUBLIC_ADDRESSES,
+    dnsNames,
+    sidecars: [],
+    timeout: 2
+  }
+  return {
+    image: probeImageFor(proxyImage, ctx.probeImage ?? DEFAULT_MITMPROXY_IMAGE),
+    command: ["python3", "-c", PROBE_SCRIPT, JSON.stringify(input)],
+    env: [
+      { name: "BOTTLE_NODE_IP", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
+      ...(hasProxy ? [{ name: "BOTTLE_PROXY_HOST", value: `$(${serviceVariable(kubeNames(bottle).egress)}_SERVICE_HOST)` }] : [])
+    ],
+    resources: { limits: { memory: "64Mi", cpu: "500m" } },
+    securityContext: containerHardening(true)
   }
 }

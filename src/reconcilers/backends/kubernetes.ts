@@ -14,11 +14,13 @@ import {
   Applyset,
   applysetId,
   applysetParent,
-  groupKinds,
+  groupKindOf,
+  kubeNamespace,
   kubeStateDir,
   parentRef,
   PRESERVE_ANNOTATION,
   realiseKubernetes,
+  WORKLOADS,
   type Manifest
 } from "../../resources/realiseKubernetes.js"
 import { Action } from "../actions.js"
@@ -43,9 +45,7 @@ interface KubeOwned extends Owned {
   readonly obj: ObservedObject
 }
 
-/** Workloads go first and are named first as live; the fence (NetworkPolicies) goes last. */
-const WORKLOADS = new Set(["StatefulSet", "Deployment", "Sandbox"])
-/** A probe pod verify left behind goes with the workloads. */
+/** Workloads (and a probe pod verify left behind) go first and are named first as live; the fence (NetworkPolicies) goes last. */
 const teardownRank = (kind: string) => (WORKLOADS.has(kind) || kind === "Pod" ? 0 : kind === "NetworkPolicy" ? 2 : 1)
 
 /** Who the proxy (and verify's probe) runs as on a cluster: nobody, whoever runs bottle (root, in CI) — no host file is mounted there. */
@@ -56,7 +56,6 @@ const manifestName = (m: Manifest) => objectName({ namespace: m.metadata.namespa
 const setKey = (namespace: string, set: string) => `${namespace}\u0000${set}`
 const kindsOf = (annotation: string | undefined) => new Set((annotation ?? "").split(",").filter((k) => k !== ""))
 const sameKinds = (a: ReadonlySet<string>, b: ReadonlySet<string>) => a.size === b.size && [...a].every((k) => b.has(k))
-const groupKindOf = (o: { readonly apiVersion: string; readonly kind: string }) => groupKinds([o])
 
 /** Kubernetes quantities ("500m", "0.5", "1Gi") compared by value, as the API may write them otherwise. */
 const QUANTITY = /^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/
@@ -143,7 +142,6 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     }))
   const parents = objects.filter((o) => o.kind === "ConfigMap" && o.labels[Applyset.id] !== undefined)
   const parentOf = (namespace: string, set: string) => parents.find((p) => p.namespace === namespace && p.name === parentRef(set, namespace, prefix).name)
-  const namespaceOf = (b: DesiredBottle) => b.kubernetes?.namespace ?? `bottle-${b.set}`
   const contextOf = (namespace: string) => ({
     namespace,
     prefix,
@@ -154,7 +152,7 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     proxyUser: KUBE_PROXY_USER,
     stateSize: opts.stateSize
   })
-  const realised = new Map(desired.filter((b) => b.backend === "kubernetes").map((b) => [b.name, realiseKubernetes(b, contextOf(namespaceOf(b)))]))
+  const realised = new Map(desired.filter((b) => b.backend === "kubernetes").map((b) => [b.name, realiseKubernetes(b, contextOf(kubeNamespace(b)))]))
   /** Every (namespace, set) this plan touches: its desired members' kinds, its parent as widened, what its actions are. */
   const sets = new Map<string, { namespace: string; set: string; desiredKinds: Set<string>; widened: string | undefined; kinds: Set<string>; actions: Array<string>; bottles: number }>()
   const setOf = (namespace: string, set: string) => {
@@ -169,7 +167,7 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
   for (const b of desired) {
     const r = realised.get(b.name)
     if (r === undefined) continue
-    const s = setOf(namespaceOf(b), b.set)
+    const s = setOf(kubeNamespace(b), b.set)
     s.bottles++
     for (const m of r.manifests) s.desiredKinds.add(groupKindOf(m))
   }
@@ -183,7 +181,7 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     const s = setOf(namespace, set)
     if (s.widened !== undefined || (parentOf(namespace, set) !== undefined && [...s.desiredKinds].every((k) => s.kinds.has(k)))) return s.widened
     const all = new Set([...s.kinds, ...s.desiredKinds])
-    const manifest = withKinds(applysetParent(set, contextOf(namespace), []), all)
+    const manifest = applysetParent(set, contextOf(namespace), all)
     s.widened = out.add(Action.ApplyObject({
       id: `ApplyObject:${manifestName(manifest)}`, bottle: undefined, resource: manifestName(manifest), after,
       cause: parentOf(namespace, set) === undefined ? "ApplySet parent missing" : "ApplySet parent widened to the kinds this set will have",
@@ -231,13 +229,13 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
 
   /** What a bottle left in a namespace it moved from: taken down before anything changes (its state dir still says where). */
   const leave = (b: DesiredBottle): ReadonlyArray<string> => {
-    const elsewhere = items.filter((i) => i.owner === b.name && i.obj.namespace !== namespaceOf(b))
+    const elsewhere = items.filter((i) => i.owner === b.name && i.obj.namespace !== kubeNamespace(b))
     elsewhere.forEach((i) => shared.claimed.add(i))
-    return remove(b.name, elsewhere.map((i) => i.obj), `bottle moved to namespace ${namespaceOf(b)}`, [])
+    return remove(b.name, elsewhere.map((i) => i.obj), `bottle moved to namespace ${kubeNamespace(b)}`, [])
   }
 
   const planBottle = (b: DesiredBottle, manifests: ReadonlyArray<Manifest>, sdId: string | undefined, moved: ReadonlyArray<string>) => {
-    const namespace = namespaceOf(b)
+    const namespace = kubeNamespace(b)
     const s = setOf(namespace, b.set)
     // The parent after the state dir that records the namespace: nothing is made there before a later run could find it.
     const widened = widen(namespace, b.set, sdId !== undefined ? [sdId] : [])
@@ -270,16 +268,17 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     items,
     blind: source?._tag === "Failed" ? `Kubernetes could not be observed (${source.error})` : undefined,
     blindRisk: "its pods may still be running",
-    missing: source?._tag === "Unavailable" ? source.reason : undefined,
+    // A cluster is asked whenever a bottle is, or was, on one: it is never "not there", only unreachable.
+    missing: undefined,
     // Names on a cluster carry no install prefix: what is not this install's set's is not seen at all.
     elsewhere: [],
     observable: (b) => {
-      if (source === undefined) return refusal("observation incomplete", "the Kubernetes cluster was not asked")
-      if (source._tag === "Failed") return refusal("observation incomplete", `Kubernetes could not be observed: ${source.error}`)
-      if (source._tag === "Unavailable") return refusal("backend unavailable", `backend kubernetes: ${source.reason}`)
-      const namespace = namespaceOf(b)
-      if (source.value.namespaces.find((n) => n.name === namespace)?.exists !== true) {
-        return refusal("namespace missing", `namespace ${namespace} does not exist in context ${source.value.context}; bottle never makes or deletes namespaces: kubectl create namespace ${namespace}`)
+      if (snap === undefined) {
+        return refusal("observation incomplete", source?._tag === "Failed" ? `Kubernetes could not be observed: ${source.error}` : "the Kubernetes cluster was not asked")
+      }
+      const namespace = kubeNamespace(b)
+      if (snap.namespaces.find((n) => n.name === namespace)?.exists !== true) {
+        return refusal("namespace missing", `namespace ${namespace} does not exist in context ${snap.context}; bottle never makes or deletes namespaces: kubectl create namespace ${namespace}`)
       }
       return refuseParent(namespace, b.set)
     },
@@ -323,14 +322,9 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
           continue
         }
         if (sameKinds(kinds, s.kinds)) continue
-        const manifest = withKinds(applysetParent(s.set, contextOf(s.namespace), []), kinds)
+        const manifest = applysetParent(s.set, contextOf(s.namespace), kinds)
         out.add(Action.ApplyObject({ id: `ApplyObject:${manifestName(manifest)}:narrow`, bottle: undefined, resource: manifestName(manifest), cause: "ApplySet parent narrowed to the kinds its set has", after, manifest, create: false }))
       }
     }
   }
 }
-
-const withKinds = (parent: Manifest, kinds: ReadonlySet<string>): Manifest => ({
-  ...parent,
-  metadata: { ...parent.metadata, annotations: { ...parent.metadata.annotations, [Applyset.containsGroupKinds]: [...kinds].sort().join(",") } }
-})
