@@ -6,7 +6,7 @@
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Data, Duration, Effect, Layer, Schema, Stream } from "effect"
-import { readBounded } from "./httpBody.js"
+import { readBoundedBytes, readBoundedText } from "./httpBody.js"
 
 /** The most bottle reads of one answer (a list of a few thousand containers is a few MiB). */
 const MAX_BODY = 64 * 1024 * 1024
@@ -246,8 +246,12 @@ const make = (opts: DockerEngineOptions) =>
      * keep-alive socket: an unread answer keeps it, and once maxSockets of
      * them are held every later call waits until it times out.
      */
-    const readBody = (res: HttpClientResponse.HttpClientResponse, method: string, path: string, limit = MAX_BODY) =>
-      readBounded(res, limit, () => fail(method, path, "BadResponse", `the answer is larger than ${limit} bytes`), (detail) => fail(method, path, "BadResponse", detail))
+    const bodyErrors = (method: string, path: string, limit: number) =>
+      [() => fail(method, path, "BadResponse", `the answer is larger than ${limit} bytes`), (detail: string) => fail(method, path, "BadResponse", detail)] as const
+    const readText = (res: HttpClientResponse.HttpClientResponse, method: string, path: string, limit = MAX_BODY) =>
+      readBoundedText(res, limit, ...bodyErrors(method, path, limit))
+    const readBytes = (res: HttpClientResponse.HttpClientResponse, method: string, path: string, limit: number) =>
+      readBoundedBytes(res, limit, ...bodyErrors(method, path, limit))
 
     /** Sends one request; non-2xx answers become DockerErrors carrying the Engine's message. Not bounded: callers bound the whole call. */
     const send = (request: HttpClientRequest.HttpClientRequest, path: string) =>
@@ -256,10 +260,10 @@ const make = (opts: DockerEngineOptions) =>
         Effect.flatMap((res) =>
           res.status >= 200 && res.status < 300 || res.status === 304
             ? Effect.succeed(res)
-            : readBody(res, request.method, path, 64 * 1024).pipe(
-              Effect.map((bytes) => {
+            : readText(res, request.method, path, 64 * 1024).pipe(
+              Effect.map((text) => {
                 try {
-                  return Schema.decodeUnknownSync(ErrorBody)(JSON.parse(bytes.toString("utf8"))).message
+                  return Schema.decodeUnknownSync(ErrorBody)(JSON.parse(text)).message
                 } catch {
                   return `HTTP ${res.status}`
                 }
@@ -281,12 +285,12 @@ const make = (opts: DockerEngineOptions) =>
 
     const call = <A, I>(method: "GET" | "POST" | "DELETE", path: string, schema: Schema.Schema<A, I> | undefined, body?: unknown, timeout: Duration.DurationInput = opts.timeout) =>
       send(request(method, path, body), path).pipe(
-        Effect.flatMap((res) => readBody(res, method, path).pipe(Effect.map((bytes) => ({ res, bytes })))),
-        Effect.flatMap(({ res, bytes }) => {
+        Effect.flatMap((res) => readText(res, method, path).pipe(Effect.map((text) => ({ res, text })))),
+        Effect.flatMap(({ res, text }) => {
           if (schema === undefined || res.status === 204 || res.status === 304) return Effect.succeed(undefined as A)
           let json: unknown
           try {
-            json = JSON.parse(bytes.toString("utf8"))
+            json = JSON.parse(text)
           } catch (e) {
             return Effect.fail(fail(method, path, "BadResponse", `unexpected response: not JSON (${(e as Error).message})`))
           }
@@ -343,7 +347,7 @@ const make = (opts: DockerEngineOptions) =>
     const containerOutput = (id: string, limit: number) => {
       const path = `/containers/${encodeURIComponent(id)}/logs?stdout=true&stderr=true`
       return send(request("GET", path), path).pipe(
-        Effect.flatMap((res) => readBody(res, "GET", path, 2 * limit + 1024 * 1024)),
+        Effect.flatMap((res) => readBytes(res, "GET", path, 2 * limit + 1024 * 1024)),
         Effect.map((bytes) => demultiplex(bytes, limit)),
         bounded("GET", path, opts.timeout)
       )
@@ -384,6 +388,9 @@ export const layer = (opts: DockerEngineOptions): Layer.Layer<DockerEngine> =>
     Layer.provide(NodeHttpClient.makeAgentLayer({
       keepAlive: true,
       maxSockets: 32,
-      ...(opts.endpoint.socketPath !== undefined ? { socketPath: opts.endpoint.socketPath } : {})
+      ...(opts.endpoint.socketPath !== undefined ? { socketPath: opts.endpoint.socketPath } : {}),
+      // A TLS name, never used here (plain HTTP): given, it spares node's agent from working one out of the
+      // Host header at every request, which first compiles node's IPv6 pattern (about 13 ms of every start).
+      servername: ""
     } as Parameters<typeof NodeHttpClient.makeAgentLayer>[0]))
   )

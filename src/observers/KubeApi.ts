@@ -9,7 +9,7 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Data, Duration, Effect, Either, Layer, Schema } from "effect"
 import { stringify } from "yaml"
 import type { KubeTarget } from "../resources/kubeconfig.js"
-import { readBounded } from "./httpBody.js"
+import { readBoundedText } from "./httpBody.js"
 
 /** The most bottle reads of one answer. */
 const MAX_BODY = 64 * 1024 * 1024
@@ -129,10 +129,10 @@ const make = (opts: KubeApiOptions) =>
         const res = yield* client.execute(req).pipe(
           Effect.mapError((e) => fail(method, path, e._tag === "RequestError" ? "Unreachable" : "BadResponse", e.cause instanceof Error ? e.cause.message : e.message))
         )
-        const bytes = yield* readBounded(res, MAX_BODY, () => fail(method, path, "BadResponse", `the answer is larger than ${MAX_BODY} bytes`), (d) => fail(method, path, "BadResponse", d))
+        const text = yield* readBoundedText(res, MAX_BODY, () => fail(method, path, "BadResponse", `the answer is larger than ${MAX_BODY} bytes`), (d) => fail(method, path, "BadResponse", d))
         let json: unknown
         try {
-          json = JSON.parse(bytes.toString("utf8"))
+          json = JSON.parse(text)
         } catch {
           json = undefined
         }

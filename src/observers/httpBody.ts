@@ -1,13 +1,37 @@
 /** Reading a whole HTTP answer, but never more than a limit: a broken or hostile server cannot make bottle hold more. */
-import type { HttpClientResponse } from "@effect/platform"
-import { Effect, Stream } from "effect"
+import { HttpIncomingMessage, type HttpClientResponse } from "@effect/platform"
+import { Effect, Option, Stream } from "effect"
+
+/** What @effect/platform-node's body reader fails with once an answer passes its MaxBodySize. */
+const TOO_LARGE = "maxBytes exceeded"
 
 /**
- * The answer's bytes, up to `limit`; `tooLarge` and `broken` make the
- * caller's errors. Chunks are kept and joined once (linear in the size).
+ * The answer's text (UTF-8), up to `limit` bytes; `tooLarge` and `broken`
+ * make the caller's errors. The platform's own bounded reader
+ * (MaxBodySize) does the reading: it stops and destroys the answer once it
+ * passes the limit, and joins the text as it comes (linear in the size;
+ * its byte reader joins Buffers again at every chunk, quadratic). It reads
+ * the socket directly: a Stream of the body (readBoundedBytes) costs about
+ * 2 ms more per answer at every start, a fifth of a no-op apply.
  * Reading an answer also frees its keep-alive socket.
  */
-export const readBounded = <E>(
+export const readBoundedText = <E>(
+  res: HttpClientResponse.HttpClientResponse,
+  limit: number,
+  tooLarge: () => E,
+  broken: (detail: string) => E
+): Effect.Effect<string, E> =>
+  res.text.pipe(
+    HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
+    Effect.mapError((e) => (e.cause instanceof Error && e.cause.message === TOO_LARGE ? tooLarge() : broken(e.message)))
+  )
+
+/**
+ * The answer's bytes, up to `limit`, for answers that are not text (the
+ * Engine's multiplexed logs). Chunks are kept and joined once (linear in
+ * the size).
+ */
+export const readBoundedBytes = <E>(
   res: HttpClientResponse.HttpClientResponse,
   limit: number,
   tooLarge: () => E,
