@@ -11,8 +11,9 @@ const args = process.argv.slice(2)
 if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
   process.stdout.write(`bottle ${VERSION}\n`)
 } else {
-  const { main } = await import("./main.js")
-  const code = await main(process.argv)
-  flushCodeCache()
-  exitWhenFlushed(code)
+  // Not top-level await: the bundle's entry is CommonJS, which node starts without its ES module loader.
+  void import("./main.js").then(({ main }) => main(process.argv)).then((code) => {
+    flushCodeCache()
+    exitWhenFlushed(code)
+  })
 }

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs"
 import { join, resolve } from "node:path"
 
 export const ROOT = resolve(import.meta.dirname, "../..")
-export const BIN = join(ROOT, "dist", "bottle.mjs")
+export const BIN = join(ROOT, "dist", "bottle.cjs")
 export const AGENT_IMAGE = "bottle-local/agent:latest"
 /** The real mitmproxy (Debian's), made by scripts/debian-images.sh: the egress proxy and the image probes run in. */
 export const EGRESS_IMAGE = "bottle-local/mitmproxy:latest"
