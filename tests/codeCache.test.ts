@@ -88,4 +88,24 @@ describe("the compile cache", () => {
     expect(lstatSync(file).isSymbolicLink()).toBe(false)
     expect(existsSync(elsewhere)).toBe(true)
   })
+
+  it("removes the caches an earlier build of the same bundle left, and nothing else", () => {
+    const home = freshHome("upgrade")
+    const expected = help(home)
+    const file = appCache(home)!
+    const dir = join(home, "cache")
+    const name = file.split("/").pop()!
+    // What an earlier build (another hash) left, what another node left, and files that are not bottle's caches.
+    const earlier = name.replace(/-[0-9a-f]{32}-/, `-${"0".repeat(32)}-`)
+    const otherNode = name.replace(/-v[0-9.]+-/, "-v99.0.0-").replace(/-[0-9a-f]{32}-/, `-${"1".repeat(32)}-`)
+    const foreign = ["notes.txt", "app-latest.v8", `lazy-parseDocuments-${"2".repeat(32)}-v1.0.0-x64.v8`]
+    for (const f of [earlier, otherNode, ...foreign]) writeFileSync(join(dir, f), "x")
+    rmSync(file)
+    // The start without a cache writes one, and removes the earlier build's.
+    expect(help(home)).toBe(expected)
+    const left = readdirSync(dir).sort()
+    expect(left).toContain(name)
+    expect(left).not.toContain(earlier)
+    expect(left).toEqual(expect.arrayContaining([otherNode, ...foreign]))
+  })
 })

@@ -16,10 +16,10 @@
  *
  * In a run from the sources (tests), nothing here is used.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync, constants as fs } from "node:fs"
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, constants as fs } from "node:fs"
 import { createRequire } from "node:module"
 import { homedir } from "node:os"
-import { dirname, isAbsolute, join } from "node:path"
+import { basename, dirname, isAbsolute, join } from "node:path"
 import { Script } from "node:vm"
 
 /** What the build recorded of each bundle: its hash and its length in characters. */
@@ -31,6 +31,9 @@ const MAX_CACHE_BYTES = 64 * 1024 * 1024
 
 const loaded = new Map<string, unknown>()
 const toWrite: Array<{ readonly script: Script; readonly file: string }> = []
+
+/** A cache's file name: the bundle, its hash, this node and this machine. */
+const cacheName = (name: string, hash: string) => `${name.replace("/", "-")}-${hash}-${process.version}-${process.arch}.v8`
 
 const cacheDir = (): string | undefined => {
   if (process.env["BOTTLE_COMPILE_CACHE"] === "off") return undefined
@@ -82,7 +85,7 @@ export const load = (name: string, distDir: string): unknown => {
   const source = readFileSync(file, "latin1")
   const recorded = typeof __BOTTLE_BUNDLES__ === "undefined" ? undefined : __BOTTLE_BUNDLES__[name]
   const dir = recorded !== undefined && recorded.length === source.length ? cacheDir() : undefined
-  const cacheFile = dir === undefined ? undefined : join(dir, `${name.replace("/", "-")}-${recorded!.hash}-${process.version}-${process.arch}.v8`)
+  const cacheFile = dir === undefined ? undefined : join(dir, cacheName(name, recorded!.hash))
   const cachedData = cacheFile === undefined ? undefined : readCache(cacheFile)
   // The same wrapper node puts around a CommonJS file; lines keep their numbers in stack traces.
   const script = new Script(`(function (exports, require, module, __filename, __dirname) { ${source}\n})`, { filename: file, ...(cachedData ? { cachedData } : {}) })
@@ -96,8 +99,31 @@ export const load = (name: string, distDir: string): unknown => {
 }
 
 /**
+ * Removes the caches of the same bundle made from other builds (an upgrade
+ * leaves one of about 2 MB behind each time), for this node and machine
+ * only: another node's cache is still good for that node. Only names bottle
+ * writes are touched; unlinking a symlink removes the link, not its target.
+ */
+const CACHE_NAME = /^(.+)-[0-9a-f]{32}-(v[0-9.]+-[a-z0-9]+\.v8)$/
+const removeStale = (file: string): void => {
+  const current = basename(file)
+  const mine = CACHE_NAME.exec(current)
+  if (mine === null) return
+  for (const f of readdirSync(dirname(file))) {
+    const other = CACHE_NAME.exec(f)
+    if (f === current || other === null || other[1] !== mine[1] || other[2] !== mine[2]) continue
+    try {
+      unlinkSync(join(dirname(file), f))
+    } catch {
+      // Gone already, or not ours to remove: left.
+    }
+  }
+}
+
+/**
  * Writes the caches this start lacked, once the command has run (so the
- * code it compiled on the way is in them). Never fails the command.
+ * code it compiled on the way is in them), and removes those of earlier
+ * builds. Never fails the command.
  */
 export const flushCodeCache = (): void => {
   for (const { script, file } of toWrite.splice(0)) {
@@ -106,6 +132,7 @@ export const flushCodeCache = (): void => {
       const tmp = `${file}.${process.pid}.tmp`
       writeFileSync(tmp, script.createCachedData(), { mode: 0o600, flag: "wx" })
       renameSync(tmp, file)
+      removeStale(file)
     } catch {
       // A cache is an optimisation: a read-only or full BOTTLE_HOME only makes the next start slower.
     }
