@@ -4,8 +4,8 @@
 //   compiled code between starts (Node 20 has no compile cache for ES
 //   modules);
 // - lazy/*.cjs, what the command tree loads only when used: the spec
-//   parsers (yaml, smol-toml), the build context's tar writer and the CA
-//   maker (node-forge);
+//   parsers (yaml, smol-toml), the build context's tar writer, the CA
+//   maker (node-forge) and the kubeconfig reader (yaml);
 // - sidecars/supervise.cjs, the supervisor sidecar's MCP server.
 import { build } from "esbuild"
 import { createHash } from "node:crypto"
@@ -14,21 +14,28 @@ import { resolve } from "node:path"
 
 // Dependencies that libraries import at their top but bottle never calls:
 // undici (@effect/platform-node's second HTTP client; bottle speaks to the
-// Engine over node:http) and the TOML/INI readers behind @effect/cli's
-// file-valued options. Bundled, they are a third of the code every start
-// compiles. Each is replaced by a stub that fails loudly if ever reached.
+// Engine over node:http), the TOML/INI/YAML readers behind @effect/cli's
+// file-valued options (bottle has none; it reads specs with its own lazy
+// parsers) and fast-check (effect/Schema's arbitraries, for property tests).
+// Bundled, they are a third of the code every start compiles, and YAML and
+// fast-check run their module bodies at every start. Each is replaced by a
+// stub that fails loudly if ever reached.
 const unused = {
   undici: "undici (the Engine client uses node:http)",
   toml: "toml (@effect/cli file options; bottle reads TOML with smol-toml)",
-  ini: "ini (@effect/cli file options)"
+  ini: "ini (@effect/cli file options)",
+  yaml: "yaml for @effect/cli file options (bottle's spec parser loads its own)",
+  "fast-check": "fast-check (effect/Schema arbitraries)"
 }
 const stubUnused = {
   name: "stub-unused",
   setup(b) {
-    b.onResolve({ filter: /^(undici|toml|ini)$/ }, (args) => ({ path: args.path, namespace: "stub-unused" }))
+    b.onResolve({ filter: /^(undici|toml|ini|yaml|fast-check)$/ }, (args) =>
+      // yaml is stubbed only where @effect/cli imports it: bottle's own parsers (lazy bundles) use it.
+      args.path === "yaml" && !/[\\/]@effect[\\/]cli[\\/]/.test(args.importer) ? undefined : { path: args.path, namespace: "stub-unused" })
     b.onLoad({ filter: /.*/, namespace: "stub-unused" }, (args) => ({
       contents: `const fail = () => { throw new Error(${JSON.stringify(`bottle was built without ${unused[args.path]}`)}) }
-module.exports = { Agent: fail, getGlobalDispatcher: fail, parse: fail, decode: fail }`,
+module.exports = { Agent: fail, getGlobalDispatcher: fail, parse: fail, decode: fail, stringify: fail }`,
       loader: "js"
     }))
   }
@@ -38,7 +45,8 @@ module.exports = { Agent: fail, getGlobalDispatcher: fail, parse: fail, decode: 
 const lazy = {
   parseDocuments: "src/resources/parseDocuments.ts",
   buildContext: "src/resources/buildContext.ts",
-  bottleCaMake: "src/reconcilers/bottleCaMake.ts"
+  bottleCaMake: "src/reconcilers/bottleCaMake.ts",
+  kubeconfig: "src/resources/kubeconfig.ts"
 }
 // In app.cjs, such an import() asks codeCache's require for lazy/<name>.cjs.
 const lazyImports = {

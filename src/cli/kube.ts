@@ -12,7 +12,7 @@ import { observe } from "../observers/observe.js"
 import { Bottle as BL } from "../resources/labels.js"
 import { kubeNames, ROLE_LABEL } from "../resources/realiseKubernetes.js"
 import type { DesiredBottle } from "../resources/desired.js"
-import { kubeconfigPaths, resolveKubeconfig, type KubeTarget } from "../resources/kubeconfig.js"
+import type { KubeTarget } from "../resources/kubeconfig.js"
 import type { Observed } from "../resources/observed.js"
 import type { Settings } from "../resources/settings.js"
 
@@ -26,19 +26,23 @@ const readSmall = (path: string): string => {
   return readFileSync(path, "utf8")
 }
 
-/** The target the kubeconfig names, or why it cannot be used (naming the file and field). */
-export const kubeTarget = (settings: Settings, context: string | undefined): KubeTarget | string => {
-  const paths = kubeconfigPaths(settings.host.env, settings.host.home)
-  const files = paths.flatMap((path) => {
-    try {
-      return [{ path, text: readSmall(path) }]
-    } catch {
-      return []
-    }
-  })
-  if (files.length === 0) return `no kubeconfig to read at ${paths.join(", ")} (KUBECONFIG, or ~/.kube/config): a bottle on Kubernetes needs one`
-  return resolveKubeconfig(files, context, readSmall)
-}
+/**
+ * The target the kubeconfig names, or why it cannot be used (naming the file and field). Its reader (and
+ * the YAML parser under it) loads only when a bottle is, or was, on Kubernetes: not at every start.
+ */
+export const kubeTarget = (settings: Settings, context: string | undefined): Effect.Effect<KubeTarget | string> =>
+  Effect.promise(() => import("../resources/kubeconfig.js")).pipe(Effect.map(({ kubeconfigPaths, resolveKubeconfig }) => {
+    const paths = kubeconfigPaths(settings.host.env, settings.host.home)
+    const files = paths.flatMap((path) => {
+      try {
+        return [{ path, text: readSmall(path) }]
+      } catch {
+        return []
+      }
+    })
+    if (files.length === 0) return `no kubeconfig to read at ${paths.join(", ")} (KUBECONFIG, or ~/.kube/config): a bottle on Kubernetes needs one`
+    return resolveKubeconfig(files, context, readSmall)
+  }))
 
 /** Namespaces to look in: the spec's Kubernetes bottles', and those recorded in state dirs. */
 export const kubeNamespaces = (desired: ReadonlyArray<DesiredBottle>, observed: Observed): ReadonlyArray<string> => {
@@ -53,12 +57,13 @@ export type KubeAccess =
   | { readonly _tag: "Unusable"; readonly error: string }
   | { readonly _tag: "Ready"; readonly target: KubeTarget; readonly namespaces: ReadonlyArray<string>; readonly layer: Layer.Layer<KubeApi> }
 
-export const kubeAccess = (settings: Settings, context: string | undefined, namespaces: ReadonlyArray<string>): KubeAccess => {
-  if (namespaces.length === 0) return { _tag: "None" }
-  const target = kubeTarget(settings, context)
-  if (typeof target === "string") return { _tag: "Unusable", error: target }
-  return { _tag: "Ready", target, namespaces, layer: kubeApiLayer({ target, timeout: `${settings.kubeTimeoutSeconds} seconds` }) }
-}
+export const kubeAccess = (settings: Settings, context: string | undefined, namespaces: ReadonlyArray<string>): Effect.Effect<KubeAccess> =>
+  namespaces.length === 0
+    ? Effect.succeed({ _tag: "None" })
+    : kubeTarget(settings, context).pipe(Effect.map((target): KubeAccess =>
+      typeof target === "string"
+        ? { _tag: "Unusable", error: target }
+        : { _tag: "Ready", target, namespaces, layer: kubeApiLayer({ target, timeout: `${settings.kubeTimeoutSeconds} seconds` }) }))
 
 /** The snapshot with Kubernetes' part added (when a bottle is, or was, there). */
 export const withKube = (observed: Observed, access: KubeAccess): Effect.Effect<Observed> => {
@@ -79,7 +84,7 @@ export const withKube = (observed: Observed, access: KubeAccess): Effect.Effect<
 export const observeEverywhere = (settings: Settings, context: string | undefined) =>
   Effect.gen(function* () {
     const local = yield* observe(settings, { inspect: false })
-    const access = kubeAccess(settings, context, kubeNamespaces([], local))
+    const access = yield* kubeAccess(settings, context, kubeNamespaces([], local))
     return { observed: yield* withKube(local, access), access }
   })
 

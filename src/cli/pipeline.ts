@@ -61,7 +61,7 @@ export const observeAndPlan = <E, R>(settings: Settings, load: Effect.Effect<Rea
       else err(`error: ${local.docker.error}\nNothing was changed.`)
       return yield* Effect.fail(exitWith(2))
     }
-    const kube = kubeAccess(settings, req.context, kubeNamespaces(desired, local))
+    const kube = yield* kubeAccess(settings, req.context, kubeNamespaces(desired, local))
     // A spec that puts a bottle on Kubernetes with a kubeconfig bottle cannot use is bad input: nothing is done.
     if (kube._tag === "Unusable" && desired.some((b) => b.backend === "kubernetes")) {
       if (req.output === "json") json({ error: kube.error })

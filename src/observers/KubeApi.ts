@@ -7,7 +7,6 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Data, Duration, Effect, Either, Layer, Schema } from "effect"
-import { stringify } from "yaml"
 import type { KubeTarget } from "../resources/kubeconfig.js"
 import { readBoundedText } from "./httpBody.js"
 
@@ -178,7 +177,8 @@ const make = (opts: KubeApiOptions) =>
         const r = refOf(m.apiVersion, m.kind)
         if (r === undefined) return Effect.fail(fail("PATCH", m.kind, "Invalid", `bottle does not apply ${m.apiVersion} ${m.kind}`))
         const path = `${collectionPath(r, m.metadata.namespace)}/${encodeURIComponent(m.metadata.name)}?fieldManager=${FIELD_MANAGER}`
-        return call("PATCH", path, KubeObjectSchema, { type: "application/apply-patch+yaml", text: stringify(m) }).pipe(Effect.map(({ json }) => asObject(json)))
+        // JSON is YAML: the apply-patch+yaml type takes it, as kubectl sends it.
+        return call("PATCH", path, KubeObjectSchema, { type: "application/apply-patch+yaml", text: JSON.stringify(m) }).pipe(Effect.map(({ json }) => asObject(json)))
       },
       remove: (r, ns, name, uid) =>
         call("DELETE", `${collectionPath(r, ns)}/${encodeURIComponent(name)}`, Schema.Unknown, {

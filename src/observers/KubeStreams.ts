@@ -8,7 +8,6 @@ import { request as httpRequest, type IncomingMessage } from "node:http"
 import { request as httpsRequest } from "node:https"
 import type { Readable, Writable } from "node:stream"
 import { Effect } from "effect"
-import WebSocket from "ws"
 import type { KubeTarget } from "../resources/kubeconfig.js"
 import { KubeError } from "./KubeApi.js"
 
@@ -47,7 +46,8 @@ export const kubeExec = (
   opts: { readonly command: ReadonlyArray<string>; readonly interactive: boolean; readonly tty: boolean },
   io: KubeExecIo
 ): Effect.Effect<number, KubeError> =>
-  Effect.async<number, KubeError>((resume) => {
+  // The WebSocket library (and zlib under it) loads on the first exec, not at every start.
+  Effect.promise(() => import("ws")).pipe(Effect.flatMap(({ default: WebSocket }) => Effect.async<number, KubeError>((resume) => {
     const q = new URLSearchParams({ container: pod.container, stdout: "true", stderr: String(!opts.tty), stdin: String(opts.interactive), tty: String(opts.tty) })
     for (const c of opts.command) q.append("command", c)
     const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}/exec`
@@ -116,7 +116,7 @@ export const kubeExec = (
       finish(typeof code === "number" ? Effect.succeed(code) : Effect.fail(fail(code)))
     })
     return Effect.sync(() => ws.terminate())
-  })
+  })))
 
 /** Writes a pod container's log as the API sends it; with `follow`, until the pod ends or the command is interrupted. */
 export const kubeLogs = (
