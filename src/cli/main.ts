@@ -4,7 +4,8 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { ValidationError } from "@effect/cli"
-import { Cause, Effect, Exit, Fiber, Layer } from "effect"
+import { stripVTControlCharacters } from "node:util"
+import { Cause, Console, Effect, Exit, Fiber, Layer } from "effect"
 import * as DockerEngine from "../observers/DockerEngine.js"
 import * as Smolvm from "../observers/Smolvm.js"
 import { formatProblem } from "../resources/specError.js"
@@ -12,8 +13,27 @@ import { EnvError, readSettings } from "../resources/settings.js"
 import { cli } from "./command.js"
 import * as Confirm from "./confirm.js"
 import { installInterruption, Interruption } from "./interrupt.js"
-import { err } from "./output.js"
+import { err, useColour } from "./output.js"
 import { SettingsTag } from "./settings.js"
+
+/**
+ * @effect/cli writes its help and usage errors in ANSI colour wherever they go; they are made plain by
+ * the rule bottle's own output follows (colour only for a terminal, and no NO_COLOR), so that `bottle
+ * --help | less` or a log file gets text.
+ */
+const plainUnlessColour = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Console.consoleWith((c) => {
+    const plain = (stream: NodeJS.WriteStream) => (args: ReadonlyArray<unknown>): ReadonlyArray<unknown> =>
+      useColour(stream) ? args : args.map((a) => (typeof a === "string" ? stripVTControlCharacters(a) : a))
+    const [toOut, toErr] = [plain(process.stdout), plain(process.stderr)]
+    return Console.withConsole(self, {
+      ...c,
+      log: (...args) => c.log(...toOut(args)),
+      info: (...args) => c.info(...toOut(args)),
+      error: (...args) => c.error(...toErr(args)),
+      warn: (...args) => c.warn(...toErr(args))
+    })
+  })
 
 export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   let settings
@@ -44,6 +64,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     NodeContext.layer
   )
   const program = cli(argv).pipe(
+    plainUnlessColour,
     Effect.as(0),
     Effect.catchTags({
       ExitCode: (e) => Effect.succeed(e.code),
