@@ -5,9 +5,9 @@
  * run the bundle, which `npm test` builds first.
  */
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { cpSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { BIN } from "./support/docker.js"
 
@@ -38,5 +38,17 @@ describe("help output", () => {
       spawnSync("script", ["-qec", `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} --help`, "/dev/null"], { env: env(extra), encoding: "utf8", timeout: 30_000 }).stdout
     expect(inTerminal({ NO_COLOR: "1" }).includes(ESC)).toBe(false)
     expect(inTerminal({}).includes(ESC)).toBe(true)
+  })
+})
+
+describe("an entry that cannot load the command tree", () => {
+  it("is exit 2 with what went wrong, not node's exit 1", () => {
+    const dist = join(home, "dist")
+    cpSync(dirname(BIN), dist, { recursive: true })
+    rmSync(join(dist, "app.cjs"))
+    const r = spawnSync(process.execPath, [join(dist, "bottle.cjs"), "get"], { env: env({ NO_COLOR: "1" }), encoding: "utf8", timeout: 30_000 })
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("bottle: unexpected failure")
+    expect(r.stderr).toContain("app.cjs")
   })
 })
