@@ -7,7 +7,7 @@
  * a start. These run the bundle, which `npm test` builds first.
  */
 import { spawnSync } from "node:child_process"
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs"
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -89,23 +89,30 @@ describe("the compile cache", () => {
     expect(existsSync(elsewhere)).toBe(true)
   })
 
-  it("removes the caches an earlier build of the same bundle left, and nothing else", () => {
+  it("removes all but the two newest caches earlier builds of the same bundle left, and what a killed write left; nothing else", () => {
     const home = freshHome("upgrade")
     const expected = help(home)
     const file = appCache(home)!
     const dir = join(home, "cache")
     const name = file.split("/").pop()!
-    // What an earlier build (another hash) left, what another node left, and files that are not bottle's caches.
-    const earlier = name.replace(/-[0-9a-f]{32}-/, `-${"0".repeat(32)}-`)
-    const otherNode = name.replace(/-v[0-9.]+-/, "-v99.0.0-").replace(/-[0-9a-f]{32}-/, `-${"1".repeat(32)}-`)
-    const foreign = ["notes.txt", "app-latest.v8", `lazy-parseDocuments-${"2".repeat(32)}-v1.0.0-x64.v8`]
-    for (const f of [earlier, otherNode, ...foreign]) writeFileSync(join(dir, f), "x")
+    const build = (digit: string) => name.replace(/-[0-9a-f]{32}-/, `-${digit.repeat(32)}-`)
+    // Three earlier builds (the oldest first), another node's cache, files that are not bottle's caches,
+    // and the temporary files of a write whose process is gone and of one still running (this test's).
+    const [oldest, older, newer] = [build("0"), build("1"), build("2")]
+    const otherNode = name.replace(/-v[0-9.]+-/, "-v99.0.0-").replace(/-[0-9a-f]{32}-/, `-${"3".repeat(32)}-`)
+    const foreign = ["notes.txt", "app-latest.v8", `lazy-parseDocuments-${"4".repeat(32)}-v1.0.0-x64.v8`]
+    const deadTmp = `${name}.999999999.tmp`
+    const liveTmp = `${name}.${process.pid}.tmp`
+    for (const f of [oldest, older, newer, otherNode, ...foreign, deadTmp, liveTmp]) writeFileSync(join(dir, f), "x")
+    const now = Date.now() / 1000
+    for (const [f, age] of [[oldest, 300], [older, 200], [newer, 100]] as const) utimesSync(join(dir, f), now - age, now - age)
     rmSync(file)
-    // The start without a cache writes one, and removes the earlier build's.
+    // The start without a cache writes one, and removes the oldest earlier build's and the dead write's.
     expect(help(home)).toBe(expected)
     const left = readdirSync(dir).sort()
     expect(left).toContain(name)
-    expect(left).not.toContain(earlier)
-    expect(left).toEqual(expect.arrayContaining([otherNode, ...foreign]))
+    expect(left).not.toContain(oldest)
+    expect(left).not.toContain(deadTmp)
+    expect(left).toEqual(expect.arrayContaining([older, newer, otherNode, ...foreign, liveTmp]))
   })
 })

@@ -16,7 +16,7 @@
  *
  * In a run from the sources (tests), nothing here is used.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, constants as fs } from "node:fs"
+import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, constants as fs } from "node:fs"
 import { createRequire } from "node:module"
 import { homedir } from "node:os"
 import { basename, dirname, isAbsolute, join } from "node:path"
@@ -98,41 +98,73 @@ export const load = (name: string, distDir: string): unknown => {
   return module.exports
 }
 
+/** Caches of a bundle from other builds kept beside the current one: two builds sharing a BOTTLE_HOME (an install and a checkout) keep theirs. */
+const KEEP_OTHER_BUILDS = 2
+
 /**
  * Removes the caches of the same bundle made from other builds (an upgrade
- * leaves one of about 2 MB behind each time), for this node and machine
- * only: another node's cache is still good for that node. Only names bottle
- * writes are touched; unlinking a symlink removes the link, not its target.
+ * leaves one of about 2 MB behind each time), all but the newest
+ * KEEP_OTHER_BUILDS, for this node and machine only: another node's cache
+ * is still good for that node. Also removes what a write killed half-way
+ * left (`….v8.<pid>.tmp` of a process no longer running). Only names
+ * bottle writes are touched; unlinking a symlink removes the link, not its
+ * target.
  */
 const CACHE_NAME = /^(.+)-[0-9a-f]{32}-(v[0-9.]+-[a-z0-9]+\.v8)$/
+const LEFT_TMP = /\.v8\.([0-9]+)\.tmp$/
+const running = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== "ESRCH"
+  }
+}
 const removeStale = (file: string): void => {
-  const current = basename(file)
-  const mine = CACHE_NAME.exec(current)
+  const dir = dirname(file)
+  const mine = CACHE_NAME.exec(basename(file))
   if (mine === null) return
-  for (const f of readdirSync(dirname(file))) {
-    const other = CACHE_NAME.exec(f)
-    if (f === current || other === null || other[1] !== mine[1] || other[2] !== mine[2]) continue
+  const remove = (f: string) => {
     try {
-      unlinkSync(join(dirname(file), f))
+      unlinkSync(join(dir, f))
     } catch {
       // Gone already, or not ours to remove: left.
     }
   }
+  const others: Array<{ readonly f: string; readonly at: number }> = []
+  for (const f of readdirSync(dir)) {
+    const tmp = LEFT_TMP.exec(f)
+    if (tmp !== null) {
+      if (!running(Number(tmp[1]))) remove(f)
+      continue
+    }
+    const other = CACHE_NAME.exec(f)
+    if (f === basename(file) || other === null || other[1] !== mine[1] || other[2] !== mine[2]) continue
+    let at = 0
+    try {
+      at = lstatSync(join(dir, f)).mtimeMs
+    } catch {
+      continue
+    }
+    others.push({ f, at })
+  }
+  for (const { f } of others.sort((a, b) => b.at - a.at).slice(KEEP_OTHER_BUILDS)) remove(f)
 }
 
 /**
  * Writes the caches this start lacked, once the command has run (so the
- * code it compiled on the way is in them), and removes those of earlier
- * builds. Never fails the command.
+ * code it compiled on the way is in them), after removing those of
+ * earlier builds. Never fails the command.
  */
 export const flushCodeCache = (): void => {
   for (const { script, file } of toWrite.splice(0)) {
     try {
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+      // First: on a full disk, what earlier builds left is what makes room.
+      removeStale(file)
       const tmp = `${file}.${process.pid}.tmp`
       writeFileSync(tmp, script.createCachedData(), { mode: 0o600, flag: "wx" })
       renameSync(tmp, file)
-      removeStale(file)
     } catch {
       // A cache is an optimisation: a read-only or full BOTTLE_HOME only makes the next start slower.
     }
