@@ -22,8 +22,13 @@ export const readBoundedText = <E>(
   broken: (detail: string) => E
 ): Effect.Effect<string, E> =>
   res.text.pipe(
-    HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
-    Effect.mapError((e) => (e.cause instanceof Error && e.cause.message === TOO_LARGE ? tooLarge() : broken(e.message)))
+    // At least 1: the platform reads a limit of 0 as none.
+    HttpIncomingMessage.withMaxBodySize(Option.some(Math.max(1, limit))),
+    Effect.mapError((e) =>
+      e.cause instanceof Error && e.cause.message === TOO_LARGE
+        ? tooLarge()
+        // The transport's own words (ECONNRESET, aborted), not only the platform's "Decode error".
+        : broken(e.cause instanceof Error && !e.message.includes(e.cause.message) ? `${e.message}: ${e.cause.message}` : e.message))
   )
 
 /**
