@@ -166,6 +166,15 @@ describe("the API client, against a fake API server", () => {
     expect(broken._tag === "Left" && broken.left.reason).toBe("Server")
   })
 
+  it("an answer without end fails with BadResponse once it passes the client's 64 MiB limit, within the bound", async () => {
+    fake.faults.push({ method: "GET", path: /secrets/, fault: "endless" })
+    const t = Date.now()
+    const r = await run((k) => k.list(refOf("v1", "Secret")!, "bottle-default", ""), {}, "60 seconds")
+    expect(r._tag === "Left" && r.left.reason).toBe("BadResponse")
+    expect(r._tag === "Left" && r.left.message).toContain("larger than 67108864 bytes")
+    expect(Date.now() - t).toBeLessThan(60_000)
+  }, 90_000)
+
   it("discovery tells whether agent-sandbox's API is served; a failed discovery is an error, not a no", async () => {
     const no = await run((k) => k.serves("agents.x-k8s.io/v1alpha1"))
     expect(no._tag === "Right" && no.right).toEqual([])

@@ -6,7 +6,7 @@
  * application/apply-patch+yaml with fieldManager; a field another manager
  * set to another value is a 409 naming that manager unless forced); GET;
  * DELETE with a UID precondition; namespaces that must exist; a bearer
- * token; and injected faults (500, hang). It records every request. A
+ * token; and injected faults (500, hang, an answer without end). It records every request. A
  * StatefulSet or Deployment applied gets one Running pod (and readyReplicas
  * 1), gone with it. A pod's exec (WebSocket, v5/v4.channel.k8s.io) runs the
  * command ON THE TEST HOST, as if in the pod; its log is `podLogs`' text.
@@ -34,7 +34,7 @@ export interface FakeKubeRequest {
 export interface FakeKube {
   readonly url: string
   readonly requests: Array<FakeKubeRequest>
-  readonly faults: Array<{ method: string; path: RegExp; fault: "500" | "hang" }>
+  readonly faults: Array<{ method: string; path: RegExp; fault: "500" | "hang" | "endless" }>
   readonly namespaces: Set<string>
   /** Serve agent-sandbox's API (agents.x-k8s.io/v1alpha1). */
   sandboxApi: boolean
@@ -159,12 +159,12 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
 
   const podLogs = new Map<string, string>()
   const execs: FakeKube["execs"] = []
-  const handle = (req: IncomingMessage, body: string): { status: number; body: unknown; text?: boolean } | "hang" => {
+  const handle = (req: IncomingMessage, body: string): { status: number; body: unknown; text?: boolean } | "hang" | "endless" => {
     const url = new URL(req.url ?? "/", "http://fake")
     const r: FakeKubeRequest = { method: req.method ?? "GET", path: url.pathname, query: url.searchParams, contentType: req.headers["content-type"] }
     requests.push(r)
     const fault = faults.find((f) => f.method === r.method && f.path.test(url.pathname + url.search))
-    if (fault?.fault === "hang") return "hang"
+    if (fault?.fault === "hang" || fault?.fault === "endless") return fault.fault
     if (fault?.fault === "500") return status(500, "InternalError", "injected fault")
     if (opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) return status(401, "Unauthorized", "Unauthorized")
     // Discovery.
@@ -231,6 +231,16 @@ export const startFakeKube = async (opts: { token?: string; namespaces?: Readonl
     req.on("end", () => {
       const out = handle(req, body)
       if (out === "hang") return
+      if (out === "endless") {
+        // JSON that never ends, as fast as the client reads it, until it hangs up.
+        res.writeHead(200, { "Content-Type": "application/json" })
+        const chunk = Buffer.alloc(64 * 1024, 0x20)
+        const more = () => { while (!res.destroyed && res.write(chunk)) { /* until the socket pushes back */ } }
+        res.write("{\"items\": [")
+        res.on("drain", more)
+        more()
+        return
+      }
       res.writeHead(out.status, { "Content-Type": out.text === true ? "text/plain" : "application/json" })
       res.end(out.text === true ? String(out.body) : JSON.stringify(out.body))
     })
