@@ -246,12 +246,9 @@ const make = (opts: DockerEngineOptions) =>
      * keep-alive socket: an unread answer keeps it, and once maxSockets of
      * them are held every later call waits until it times out.
      */
-    const bodyErrors = (method: string, path: string, limit: number) =>
-      [() => fail(method, path, "BadResponse", `the answer is larger than ${limit} bytes`), (detail: string) => fail(method, path, "BadResponse", detail)] as const
+    const badBody = (method: string, path: string) => (detail: string) => fail(method, path, "BadResponse", detail)
     const readText = (res: HttpClientResponse.HttpClientResponse, method: string, path: string, limit = MAX_BODY) =>
-      readBoundedText(res, limit, ...bodyErrors(method, path, limit))
-    const readBytes = (res: HttpClientResponse.HttpClientResponse, method: string, path: string, limit: number) =>
-      readBoundedBytes(res, limit, ...bodyErrors(method, path, limit))
+      readBoundedText(res, limit, badBody(method, path))
 
     /** Sends one request; non-2xx answers become DockerErrors carrying the Engine's message. Not bounded: callers bound the whole call. */
     const send = (request: HttpClientRequest.HttpClientRequest, path: string) =>
@@ -347,7 +344,7 @@ const make = (opts: DockerEngineOptions) =>
     const containerOutput = (id: string, limit: number) => {
       const path = `/containers/${encodeURIComponent(id)}/logs?stdout=true&stderr=true`
       return send(request("GET", path), path).pipe(
-        Effect.flatMap((res) => readBytes(res, "GET", path, 2 * limit + 1024 * 1024)),
+        Effect.flatMap((res) => readBoundedBytes(res, 2 * limit + 1024 * 1024, badBody("GET", path))),
         Effect.map((bytes) => demultiplex(bytes, limit)),
         bounded("GET", path, opts.timeout)
       )

@@ -128,7 +128,7 @@ const make = (opts: KubeApiOptions) =>
         const res = yield* client.execute(req).pipe(
           Effect.mapError((e) => fail(method, path, e._tag === "RequestError" ? "Unreachable" : "BadResponse", e.cause instanceof Error ? e.cause.message : e.message))
         )
-        const text = yield* readBoundedText(res, MAX_BODY, () => fail(method, path, "BadResponse", `the answer is larger than ${MAX_BODY} bytes`), (d) => fail(method, path, "BadResponse", d))
+        const text = yield* readBoundedText(res, MAX_BODY, (d) => fail(method, path, "BadResponse", d))
         let json: unknown
         try {
           json = JSON.parse(text)
