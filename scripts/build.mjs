@@ -12,32 +12,20 @@ import { createHash } from "node:crypto"
 import { chmodSync, readFileSync, rmSync } from "node:fs"
 import { resolve } from "node:path"
 
-// Dependencies that libraries import at their top but bottle never calls:
-// undici (@effect/platform-node's second HTTP client; bottle speaks to the
-// Engine over node:http), the TOML/INI/YAML readers behind @effect/cli's
-// file-valued options (bottle has none; it reads specs with its own lazy
-// parsers) and fast-check (effect/Schema's arbitraries, for property tests).
-// Bundled, they are a third of the code every start compiles, and YAML and
-// fast-check run their module bodies at every start. Each is replaced by a
-// stub that fails loudly if ever reached.
-const unused = {
-  undici: "undici (the Engine client uses node:http)",
-  toml: "toml (@effect/cli file options; bottle reads TOML with smol-toml)",
-  ini: "ini (@effect/cli file options)",
-  yaml: "yaml for @effect/cli file options (bottle's spec parser loads its own)",
-  "fast-check": "fast-check (effect/Schema arbitraries)"
-}
-const stubUnused = {
-  name: "stub-unused",
+// bottle's sources import each module of effect and @effect/* by its own path ("effect/Schema"), never
+// through a package's index ("effect"): esbuild cannot drop what an index re-exports as a namespace, so
+// one `import { Schema } from "effect"` bundles and runs every schema effect defines, and one from
+// "@effect/platform" or "@effect/cli" its HTTP API, OpenAPI and file-option modules, with undici, fast-check
+// and TOML/INI/YAML readers under them. That was a third of the bundle and 40-50 ms of every start; the
+// build fails should it come back.
+const barrels = /^(effect|@effect\/(platform|platform-node|platform-node-shared|cli|printer|printer-ansi|typeclass))$/
+const noBarrels = {
+  name: "no-barrels",
   setup(b) {
-    b.onResolve({ filter: /^(undici|toml|ini|yaml|fast-check)$/ }, (args) =>
-      // yaml is stubbed only where @effect/cli imports it: bottle's own parsers (lazy bundles) use it.
-      args.path === "yaml" && !/[\\/]@effect[\\/]cli[\\/]/.test(args.importer) ? undefined : { path: args.path, namespace: "stub-unused" })
-    b.onLoad({ filter: /.*/, namespace: "stub-unused" }, (args) => ({
-      contents: `const fail = () => { throw new Error(${JSON.stringify(`bottle was built without ${unused[args.path]}`)}) }
-module.exports = { Agent: fail, getGlobalDispatcher: fail, parse: fail, decode: fail, stringify: fail }`,
-      loader: "js"
-    }))
+    b.onResolve({ filter: barrels }, (args) =>
+      /[\\/]node_modules[\\/]/.test(args.importer) ? undefined : {
+        errors: [{ text: `import "${args.path}/<Module>" (e.g. import * as Effect from "effect/Effect"), not "${args.path}": an index import bundles all of ${args.path}` }]
+      })
   }
 }
 
@@ -82,7 +70,7 @@ await build({
   format: "cjs",
   outdir: "dist",
   outExtension: { ".js": ".cjs" },
-  plugins: [stubUnused, lazyImports]
+  plugins: [noBarrels, lazyImports]
 })
 
 // The supervisor's server, on its own: it runs in the supervise sidecar (Debian's Node 18), copied into each
@@ -93,7 +81,8 @@ await build({
   format: "cjs",
   target: "node18",
   outdir: "dist",
-  outExtension: { ".js": ".cjs" }
+  outExtension: { ".js": ".cjs" },
+  plugins: [noBarrels]
 })
 
 // What codeCache.ts checks before it trusts a cache: each bundle's hash and length.

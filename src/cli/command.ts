@@ -1,5 +1,5 @@
 /** The command tree. */
-import { Command } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
 import { apply } from "./apply.js"
 import { diff } from "./diff.js"
 import { exec } from "./exec.js"

@@ -1,6 +1,8 @@
 /** The one y/N question before anything is deleted. */
 import { createInterface } from "node:readline/promises"
-import { Context, Effect, Layer } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 
 export interface ConfirmShape {
   /** False when there is no terminal to ask on. */

@@ -1,6 +1,6 @@
 /** `bottle diff -f spec.yaml [--prune]`: the plan apply would run. Exit 0 in sync, 1 changes pending, 2 error. */
-import { Command } from "@effect/cli"
-import { Effect } from "effect"
+import * as Command from "@effect/cli/Command"
+import * as Effect from "effect/Effect"
 import { isMutating } from "../reconcilers/actions.js"
 import { planJson, renderPlan } from "../reconcilers/render.js"
 import { exitWith } from "./exit.js"

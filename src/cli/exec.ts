@@ -5,8 +5,12 @@
  * Engine API exec on docker; `smolvm machine exec` for a machine; the
  * API's pod exec on Kubernetes.
  */
-import { Args, Command, Options } from "@effect/cli"
-import { Effect, HashMap, Option } from "effect"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
 import { execAttached } from "../observers/DockerStreams.js"
 import { kubeExec } from "../observers/KubeStreams.js"
 import { Smolvm } from "../observers/Smolvm.js"

@@ -1,4 +1,4 @@
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 /** Ends the command with this exit code; the message, if any, was already printed. */
 export class ExitCode extends Data.TaggedError("ExitCode")<{ readonly code: number }> {}

@@ -1,6 +1,6 @@
 /** `bottle get [-o table|json]`: what is live, across every backend. */
-import { Command } from "@effect/cli"
-import { Effect } from "effect"
+import * as Command from "@effect/cli/Command"
+import * as Effect from "effect/Effect"
 import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
 import { ownership } from "../resources/ownership.js"
 import { ROLE_LABEL, WORKLOADS } from "../resources/realiseKubernetes.js"

@@ -5,7 +5,8 @@
  * was done and skipped is printed; the command then exits 130. A second
  * signal ends the process at once.
  */
-import { Context, Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import type { StopRequest } from "../reconcilers/execute.js"
 
 /** How long running actions may take to end once a stop is asked for. */

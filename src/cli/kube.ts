@@ -5,7 +5,8 @@
  * from the state dirs bottle wrote before it applied anything.
  */
 import { readFileSync, statSync } from "node:fs"
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { KubeApi, layer as kubeApiLayer, POD, type KubeError } from "../observers/KubeApi.js"
 import { kubeSource } from "../observers/kubeObserver.js"
 import { observe } from "../observers/observe.js"

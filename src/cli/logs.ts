@@ -4,8 +4,10 @@
  * row per decision (time, method, host, verdict, rule), from the JSON lines
  * the proxy writes.
  */
-import { Command, Options } from "@effect/cli"
-import { Effect, Option } from "effect"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { Writable } from "node:stream"
 import { streamLogs } from "../observers/DockerStreams.js"
 import { kubeLogs } from "../observers/KubeStreams.js"

@@ -2,10 +2,15 @@
  * Builds the one MainLayer and runs the command tree; maps every way a
  * command can end to the design's exit codes.
  */
-import { NodeContext } from "@effect/platform-node"
-import { ValidationError } from "@effect/cli"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as ValidationError from "@effect/cli/ValidationError"
 import { stripVTControlCharacters } from "node:util"
-import { Cause, Console, Effect, Exit, Fiber, Layer } from "effect"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as DockerEngine from "../observers/DockerEngine.js"
 import * as Smolvm from "../observers/Smolvm.js"
 import { formatProblem } from "../resources/specError.js"

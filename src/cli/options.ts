@@ -1,6 +1,6 @@
 /** Options shared by the commands, each named once. */
-import { Options } from "@effect/cli"
-import { Schema } from "effect"
+import * as Options from "@effect/cli/Options"
+import * as Schema from "effect/Schema"
 import { BottleName } from "../resources/spec.js"
 
 export const files = Options.text("filename").pipe(

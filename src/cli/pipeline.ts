@@ -2,7 +2,8 @@
  * The flow every mutating command shares: load → lock → observe → plan →
  * show → confirm → execute → report. Exit codes as in the design.
  */
-import { Effect, Fiber } from "effect"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import { observe } from "../observers/observe.js"
 import { loadSpecs } from "../resources/loadSpecs.js"
 import type { DesiredBottle } from "../resources/desired.js"

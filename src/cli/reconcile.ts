@@ -1,6 +1,6 @@
 /** `bottle reconcile --prune [-f spec.yaml] [--yes]`: cleanup is reconciling to the desired set, empty without -f. */
-import { Command } from "@effect/cli"
-import { Effect } from "effect"
+import * as Command from "@effect/cli/Command"
+import * as Effect from "effect/Effect"
 import { concurrency, context, dryRun, files, output, prune, set, yes } from "./options.js"
 import { mutate } from "./pipeline.js"
 import { exitWith } from "./exit.js"

@@ -11,8 +11,11 @@
  * and applied, so the spec stays the one source of truth; the decision is
  * recorded only once that apply succeeded.
  */
-import { Args, Command, Options } from "@effect/cli"
-import { Effect, Option } from "effect"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { closeSync, constants as fsc, fstatSync, openSync, readdirSync, readSync, renameSync, statSync, writeFileSync } from "node:fs"
 import { basename, dirname, join } from "node:path"
 import { readMetadata } from "../observers/stateObserver.js"

@@ -1,4 +1,4 @@
-import { Context } from "effect"
+import * as Context from "effect/Context"
 import type { Settings } from "../resources/settings.js"
 
 /** The checked environment, read once at start. */

@@ -1,6 +1,8 @@
 /** `bottle verify [NAME…] [-o json]`: probe each bottle's fence from inside its network namespace. Exit 0 holds, 1 a property failed, 2 error. */
-import { Args, Command } from "@effect/cli"
-import { Effect, Option } from "effect"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { KubeApi, POD, refOf } from "../observers/KubeApi.js"
 import { asObserved } from "../observers/kubeObserver.js"
 import { KUBE_PROXY_USER } from "../reconcilers/backends/kubernetes.js"

@@ -3,9 +3,17 @@
  * @effect/platform's HTTP client; responses decoded with effect/Schema. The
  * observer reads through it and the executor acts through it.
  */
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { NodeHttpClient } from "@effect/platform-node"
-import { Context, Data, Duration, Effect, Layer, Schema, Stream } from "effect"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { readBoundedBytes, readBoundedText } from "./httpBody.js"
 
 /** The most bottle reads of one answer (a list of a few thousand containers is a few MiB). */

@@ -8,7 +8,7 @@
  */
 import { request, type IncomingMessage } from "node:http"
 import { Writable, type Duplex, type Readable } from "node:stream"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { API_VERSION, DockerError, type Endpoint } from "./DockerEngine.js"
 
 export interface ExecOptions {

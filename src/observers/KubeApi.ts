@@ -4,9 +4,16 @@
  * precondition. Spoken with @effect/platform's HTTP client, answers decoded
  * with effect/Schema, every call bounded as a whole.
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
-import { NodeHttpClient } from "@effect/platform-node"
-import { Context, Data, Duration, Effect, Either, Layer, Schema } from "effect"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import type { KubeTarget } from "../resources/kubeconfig.js"
 import { readBoundedText } from "./httpBody.js"
 

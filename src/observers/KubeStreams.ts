@@ -7,7 +7,7 @@
 import { request as httpRequest, type IncomingMessage } from "node:http"
 import { request as httpsRequest } from "node:https"
 import type { Readable, Writable } from "node:stream"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { KubeTarget } from "../resources/kubeconfig.js"
 import { KubeError } from "./KubeApi.js"
 

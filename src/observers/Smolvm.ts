@@ -4,11 +4,22 @@
  * exit codes, `Error:` lines and `--json` output are read: progress text is not
  * a contract. The observer reads through it and the executor acts through it.
  */
-import { Command, CommandExecutor } from "@effect/platform"
+import * as Command from "@effect/platform/Command"
+import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import { accessSync, constants as fsConstants, statSync } from "node:fs"
 import { join } from "node:path"
 import type { PlatformError } from "@effect/platform/Error"
-import { Context, Data, Duration, Effect, Either, Fiber, Layer, Option, ParseResult, Schema, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import type { ObservedMachine, SmolvmSnapshot, Source } from "../resources/observed.js"
 import type { MachineSpec } from "../resources/realiseSmolmachines.js"
 

@@ -2,7 +2,7 @@
  * Observes the Docker side: compose projects and prefixed leftovers, in a
  * constant number of list calls whatever the number of bottles.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { inspectFacts, type ImageDefaults } from "../resources/fence.js"
 import { normaliseImageRef } from "../resources/imageRef.js"
 import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"

@@ -1,6 +1,9 @@
 /** Reading a whole HTTP answer, but never more than a limit: a broken or hostile server cannot make bottle hold more. */
-import { HttpIncomingMessage, type HttpClientResponse } from "@effect/platform"
-import { Effect, Option, Stream } from "effect"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 
 /** What @effect/platform-node's body reader fails with once an answer passes its MaxBodySize. */
 const TOO_LARGE = "maxBytes exceeded"

@@ -5,7 +5,7 @@
  * cluster serves agent-sandbox. Any failed call makes the whole snapshot
  * failed: a partial list would read as "gone" and could be pruned.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { Bottle as BL, MANAGED_BY } from "../resources/labels.js"
 import type { KubeSnapshot, ObservedObject, Source } from "../resources/observed.js"
 import { ROLE_LABEL } from "../resources/realiseKubernetes.js"

@@ -1,5 +1,5 @@
 /** Takes one snapshot of the live world from every observer at once. */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { Observed } from "../resources/observed.js"
 import type { Settings } from "../resources/settings.js"
 import { dockerSource } from "./dockerObserver.js"

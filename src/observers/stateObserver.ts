@@ -3,8 +3,10 @@
  * `.preserve` marker. Files here may be hostile: metadata is read only as a
  * regular file, bounded, and only the fields bottle needs are taken.
  */
-import { FileSystem } from "@effect/platform"
-import { Effect, Either, Schema } from "effect"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { readBoundedFile } from "../resources/hostPaths.js"
 import { bottleNameProblem } from "../resources/names.js"
 import type { IgnoredStateEntry, ObservedStateDir, Source, StateDirMetadata, StateSnapshot } from "../resources/observed.js"

@@ -1,5 +1,5 @@
 /** The typed steps of a plan. Each names its resource, a cause a person can read, and what it waits for. */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import type { DesiredBuild } from "../resources/desired.js"
 import type { ContainerSpec, NetworkSpec, ReadySpec, StateDirSpec, VerifySpec } from "../resources/realise.js"
 import type { Manifest } from "../resources/realiseKubernetes.js"

@@ -3,7 +3,9 @@
  * action runs once its dependencies succeeded; a failure does not stop its
  * siblings, and its dependents are skipped with the reason.
  */
-import { Deferred, Duration, Effect } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import { isMutating, type Action, type Plan } from "./actions.js"
 import { Outcome, type ActionResult, type Report } from "./report.js"
 

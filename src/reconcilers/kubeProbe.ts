@@ -6,7 +6,9 @@
  * the set, reaped by the next apply or prune.
  */
 import { Writable } from "node:stream"
-import { Duration, Effect, Schedule } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { KubeApi, POD, type KubeError } from "../observers/KubeApi.js"
 import { kubeLogs } from "../observers/KubeStreams.js"
 import type { KubeTarget } from "../resources/kubeconfig.js"

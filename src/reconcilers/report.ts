@@ -1,5 +1,5 @@
 /** What executing a plan did, action by action. */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import type { Action } from "./actions.js"
 
 export type Outcome = Data.TaggedEnum<{

@@ -3,8 +3,12 @@
  * what to do: only how, and which errors mean "already converged".
  */
 import { chmod, lstat, mkdir, readdir, rename, rm, writeFile } from "node:fs/promises"
-import { FileSystem } from "@effect/platform"
-import { Data, Effect, Either, Option, Schedule } from "effect"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import { DockerEngine, type DockerError, type Endpoint } from "../observers/DockerEngine.js"
 import { buildImage, execCapture } from "../observers/DockerStreams.js"
 import { KubeApi, refOf, type KubeApiShape, type KubeError } from "../observers/KubeApi.js"

@@ -6,7 +6,9 @@
  */
 import { createServer, type Server } from "node:net"
 import { networkInterfaces } from "node:os"
-import { Data, Duration, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import { DockerEngine, type DockerError } from "../observers/DockerEngine.js"
 import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
 import type { Names } from "../resources/names.js"

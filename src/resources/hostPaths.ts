@@ -8,7 +8,7 @@
 import { constants, type Stats } from "node:fs"
 import { lstat, open, readdir, realpath, stat } from "node:fs/promises"
 import { dirname, isAbsolute, join, resolve, sep } from "node:path"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { sha256 } from "./hash.js"
 
 /** What the checks need to know about the host. */

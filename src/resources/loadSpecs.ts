@@ -3,8 +3,12 @@
  * bottles. Every problem names file, line, column and field; any problem
  * fails the whole load, so nothing is changed on bad input.
  */
-import { FileSystem, Path } from "@effect/platform"
-import { Effect, Either, ParseResult, Schema } from "effect"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import { builtImageTag, sidecarImageTag } from "./buildTag.js"
 import { DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, parseMemory, type DesiredBottle, type DesiredBuild, type DesiredGit, type DesiredSecret, type DesiredSupervise } from "./desired.js"
 import { parseGitRemoteUrl, parseHostKey } from "./gitRemote.js"

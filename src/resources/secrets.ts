@@ -9,7 +9,8 @@ import { createHmac, randomBytes } from "node:crypto"
 import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs"
 import { homedir } from "node:os"
 import { join } from "node:path"
-import { Effect, Either } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import { readBoundedFile, resolveFrom } from "./hostPaths.js"
 
 /** The most of a secret file bottle reads: keys and tokens are small. */

@@ -2,7 +2,7 @@
 import { realpathSync } from "node:fs"
 import { availableParallelism, homedir, totalmem } from "node:os"
 import { basename, dirname, isAbsolute, join, resolve } from "node:path"
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import { parseDockerHost, type Endpoint } from "../observers/DockerEngine.js"
 import { KNOWN_ENGINE_SOCKETS, systemPathProblem } from "./hostPaths.js"
 import type { LoadContext } from "./loadSpecs.js"

@@ -2,7 +2,7 @@
  * The spec file format: one `Bottle` per document, decoded strictly with
  * effect/Schema. The same definitions generate specs/bottle.schema.json.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { BOTTLE_NAME_MAX, bottleNameProblem } from "./names.js"
 import { MAX_MEMORY_BYTES, MIN_MEMORY_BYTES, parseMemory } from "./desired.js"
 import { parseAllowEntry } from "./egressRules.js"

@@ -1,4 +1,4 @@
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 /** One problem in a spec file, located for the user. */
 export interface SpecProblem {
