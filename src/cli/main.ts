@@ -2,7 +2,10 @@
  * Builds the one MainLayer and runs the command tree; maps every way a
  * command can end to the design's exit codes.
  */
-import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeCommandExecutor from "@effect/platform-node/NodeCommandExecutor"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodePath from "@effect/platform-node/NodePath"
+import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { stripVTControlCharacters } from "node:util"
 import * as Cause from "effect/Cause"
@@ -40,6 +43,9 @@ const plainUnlessColour = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect
     })
   })
 
+/** NodeContext.layer without its worker manager, which bottle never uses (its error schema alone was 6 ms of every start). */
+const Platform = Layer.mergeAll(NodePath.layer, NodeCommandExecutor.layer, NodeTerminal.layer).pipe(Layer.provideMerge(NodeFileSystem.layer))
+
 export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   let settings
   try {
@@ -64,9 +70,9 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     Layer.succeed(SettingsTag, settings),
     Layer.succeed(Interruption, interruption),
     DockerEngine.layer({ endpoint: settings.docker, timeout: `${settings.dockerTimeoutSeconds} seconds`, pullTimeout: "30 minutes" }),
-    Smolvm.layer({ binary: settings.smolvmBinary, timeout: `${settings.smolvmTimeoutSeconds} seconds` }).pipe(Layer.provide(NodeContext.layer)),
+    Smolvm.layer({ binary: settings.smolvmBinary, timeout: `${settings.smolvmTimeoutSeconds} seconds` }).pipe(Layer.provide(Platform)),
     Confirm.layer,
-    NodeContext.layer
+    Platform
   )
   const program = cli(argv).pipe(
     plainUnlessColour,
