@@ -11,7 +11,8 @@ import { mkdtempSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { DockerEngine, layer, parseDockerHost, type DockerEngineShape, type DockerError, type Endpoint } from "../src/observers/DockerEngine.js"
+import { DockerEngine, layer, type DockerEngineShape, type DockerError } from "../src/observers/DockerEngine.js"
+import { parseDockerHost, type Endpoint } from "../src/observers/endpoint.js"
 
 const serve = async (handler: Parameters<typeof createServer>[1]): Promise<{ endpoint: Endpoint; server: Server }> => {
   const socketPath = join(mkdtempSync(join(tmpdir(), "bottle-engine-")), "docker.sock")

@@ -1,15 +1,15 @@
 /** `bottle diff -f spec.yaml [--prune]`: the plan apply would run. Exit 0 in sync, 1 changes pending, 2 error. */
-import * as Command from "@effect/cli/Command"
 import * as Effect from "effect/Effect"
 import { isMutating } from "../reconcilers/actions.js"
 import { planJson, renderPlan } from "../reconcilers/render.js"
 import { exitWith } from "./exit.js"
-import { context, files, output, prune, set } from "./options.js"
+import { withEngines } from "./engines.js"
+import type * as O from "./options.js"
 import { err, json, out, style } from "./output.js"
 import { loadDesired, needsAttention, observeAndPlan } from "./pipeline.js"
 import { SettingsTag } from "./settings.js"
 
-export const diff = Command.make("diff", { files, prune, set, output, context }, (o) =>
+export const diff = (o: O.Parsed<typeof O.diff>) =>
   Effect.gen(function* () {
     if (o.files.length === 0 && !o.prune) {
       err("error: diff needs at least one -f spec file or directory; diff --prune alone previews a full cleanup")
@@ -23,5 +23,4 @@ export const diff = Command.make("diff", { files, prune, set, output, context },
     else out(renderPlan(p, style()))
     if (needsAttention(p)) return yield* Effect.fail(exitWith(2))
     if (p.actions.some(isMutating)) return yield* Effect.fail(exitWith(1))
-  })
-).pipe(Command.withDescription("print the plan apply would run and change nothing; exit 0 in sync, 1 changes pending, 2 error"))
+  }).pipe(withEngines)

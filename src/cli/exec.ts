@@ -5,35 +5,21 @@
  * Engine API exec on docker; `smolvm machine exec` for a machine; the
  * API's pod exec on Kubernetes.
  */
-import * as Args from "@effect/cli/Args"
-import * as Command from "@effect/cli/Command"
-import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import { execAttached } from "../observers/DockerStreams.js"
 import { kubeExec } from "../observers/KubeStreams.js"
 import { Smolvm } from "../observers/Smolvm.js"
-import { BottleName } from "../resources/spec.js"
 import { exitWith } from "./exit.js"
 import { observeEverywhere, runningPod } from "./kube.js"
-import { context } from "./options.js"
+import { withEngines } from "./engines.js"
+import type * as O from "./options.js"
 import { err } from "./output.js"
 import { SettingsTag } from "./settings.js"
 import { findTarget } from "./target.js"
 
-export const bottleName = Args.text({ name: "NAME" }).pipe(Args.withSchema(BottleName), Args.withDescription("the bottle"))
-export const service = Options.choice("service", ["agent", "egress", "git", "supervise"]).pipe(
-  Options.withDefault("agent" as const),
-  Options.withDescription("which of the bottle's containers (default: the agent)")
-)
-const command = Args.text({ name: "COMMAND" }).pipe(Args.atLeast(1), Args.withDescription("the command and its arguments, after --"))
-const interactive = Options.boolean("interactive").pipe(Options.withAlias("i"), Options.withDescription("keep stdin open"))
-const tty = Options.boolean("tty").pipe(Options.withAlias("t"), Options.withDescription("allocate a terminal"))
-const env = Options.keyValueMap("env").pipe(Options.withAlias("e"), Options.optional, Options.withDescription("set an environment variable (K=V), repeatable"))
-const workdir = Options.text("workdir").pipe(Options.withAlias("w"), Options.optional, Options.withDescription("working directory inside the bottle"))
-
-export const exec = Command.make("exec", { bottle: bottleName, service, interactive, tty, env, workdir, command, context }, (o) =>
+export const exec = (o: O.Parsed<typeof O.exec>) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
     const { observed, access } = yield* observeEverywhere(settings, o.context)
@@ -80,5 +66,4 @@ export const exec = Command.make("exec", { bottle: bottleName, service, interact
       code = yield* attached(execAttached(settings.docker, t.name, { cmd: o.command, env: envList, ...(wd !== undefined ? { workdir: wd } : {}), tty: useTty, interactive: o.interactive }, io, settings.dockerTimeoutSeconds * 1000)).pipe(Effect.catchAll(failed))
     }
     if (code !== 0) return yield* Effect.fail(exitWith(code))
-  })
-).pipe(Command.withDescription("run a command in a bottle (its agent, or --service egress); exit with the command's code"))
+  }).pipe(withEngines)

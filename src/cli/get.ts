@@ -1,5 +1,4 @@
 /** `bottle get [-o table|json]`: what is live, across every backend. */
-import * as Command from "@effect/cli/Command"
 import * as Effect from "effect/Effect"
 import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
 import { ownership } from "../resources/ownership.js"
@@ -8,7 +7,8 @@ import type { Observed } from "../resources/observed.js"
 import type { Names } from "../resources/names.js"
 import { exitWith } from "./exit.js"
 import { observeEverywhere } from "./kube.js"
-import { context, output } from "./options.js"
+import { withEngines } from "./engines.js"
+import type * as O from "./options.js"
 import { err, json, out } from "./output.js"
 import { SettingsTag } from "./settings.js"
 import { workloadReady } from "./target.js"
@@ -99,7 +99,7 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>) => {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n")
 }
 
-export const get = Command.make("get", { output, context }, (o) =>
+export const get = (o: O.Parsed<typeof O.get>) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
     const { observed } = yield* observeEverywhere(settings, o.context)
@@ -115,5 +115,4 @@ export const get = Command.make("get", { output, context }, (o) =>
       for (const f of failed) err(`error: observation incomplete: ${f}`)
     }
     if (failed.length > 0) return yield* Effect.fail(exitWith(2))
-  })
-).pipe(Command.withDescription("list what is live, across every backend"))
+  }).pipe(withEngines)

@@ -4,25 +4,18 @@
  * row per decision (time, method, host, verdict, rule), from the JSON lines
  * the proxy writes.
  */
-import * as Command from "@effect/cli/Command"
-import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { Writable } from "node:stream"
 import { streamLogs } from "../observers/DockerStreams.js"
 import { kubeLogs } from "../observers/KubeStreams.js"
 import { exitWith } from "./exit.js"
-import { bottleName, service } from "./exec.js"
 import { observeEverywhere, runningPod } from "./kube.js"
-import { context, output } from "./options.js"
+import { withEngines } from "./engines.js"
+import type * as O from "./options.js"
 import { err, out } from "./output.js"
 import { SettingsTag } from "./settings.js"
 import { findTarget } from "./target.js"
-
-const follow = Options.boolean("follow").pipe(Options.withAlias("f"), Options.withDescription("keep printing as the log grows"))
-const since = Options.text("since").pipe(Options.optional, Options.withDescription("only what came after (a Unix time, or a duration such as 10m)"))
-const tail = Options.text("tail").pipe(Options.optional, Options.withDescription("only the last N lines"))
-const egress = Options.boolean("egress").pipe(Options.withDescription("the proxy's decisions, as a table (or -o json)"))
 
 /** One decision of a bottle's proxy. */
 export interface EgressEntry {
@@ -85,7 +78,7 @@ const row = (e: EgressEntry) => [e.time, e.method, `${e.host}${e.port !== null ?
 const WIDTHS = [24, 8, 40, 8]
 const pad = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i < WIDTHS.length ? c.padEnd(WIDTHS[i]!) : c)).join("  ").trimEnd()
 
-export const logs = Command.make("logs", { bottle: bottleName, service, follow, since, tail, egress, output, context }, (o) =>
+export const logs = (o: O.Parsed<typeof O.logs>) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
     const { observed, access } = yield* observeEverywhere(settings, o.context)
@@ -130,5 +123,4 @@ export const logs = Command.make("logs", { bottle: bottleName, service, follow, 
       Effect.catchAll(failed)
     )
     if (json && !o.follow) out(JSON.stringify(entries, null, 2))
-  })
-).pipe(Command.withDescription("a bottle's logs; --egress: what its proxy allowed and refused"))
+  }).pipe(withEngines)

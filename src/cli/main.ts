@@ -2,7 +2,6 @@
  * Builds the one MainLayer and runs the command tree; maps every way a
  * command can end to the design's exit codes.
  */
-import * as NodeCommandExecutor from "@effect/platform-node/NodeCommandExecutor"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
@@ -14,8 +13,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as DockerEngine from "../observers/DockerEngine.js"
-import * as Smolvm from "../observers/Smolvm.js"
 import { formatProblem } from "../resources/specError.js"
 import { EnvError, readSettings } from "../resources/settings.js"
 import { cli } from "./command.js"
@@ -43,8 +40,12 @@ const plainUnlessColour = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect
     })
   })
 
-/** NodeContext.layer without its worker manager, which bottle never uses (its error schema alone was 6 ms of every start). */
-const Platform = Layer.mergeAll(NodePath.layer, NodeCommandExecutor.layer, NodeTerminal.layer).pipe(Layer.provideMerge(NodeFileSystem.layer))
+/**
+ * What the command line needs of the platform: NodeContext.layer without its worker manager, which bottle
+ * never uses (its error schema alone was 6 ms of every start), and without the command executor, which
+ * engines.ts gives the commands that run smolvm.
+ */
+const Platform = Layer.mergeAll(NodePath.layer, NodeTerminal.layer).pipe(Layer.provideMerge(NodeFileSystem.layer))
 
 export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   let settings
@@ -69,8 +70,6 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   const MainLayer = Layer.mergeAll(
     Layer.succeed(SettingsTag, settings),
     Layer.succeed(Interruption, interruption),
-    DockerEngine.layer({ endpoint: settings.docker, timeout: `${settings.dockerTimeoutSeconds} seconds`, pullTimeout: "30 minutes" }),
-    Smolvm.layer({ binary: settings.smolvmBinary, timeout: `${settings.smolvmTimeoutSeconds} seconds` }).pipe(Layer.provide(Platform)),
     Confirm.layer,
     Platform
   )

@@ -11,9 +11,6 @@
  * and applied, so the spec stays the one source of truth; the decision is
  * recorded only once that apply succeeded.
  */
-import * as Args from "@effect/cli/Args"
-import * as Command from "@effect/cli/Command"
-import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { closeSync, constants as fsc, fstatSync, openSync, readdirSync, readSync, renameSync, statSync, writeFileSync } from "node:fs"
@@ -23,8 +20,8 @@ import { parseAllowEntry } from "../resources/egressRules.js"
 import { MAX_REQUEST_BYTES, parseRequest, REQUEST_ID, shown, type Decision, type SuperviseRequest } from "../resources/supervise.js"
 import type { Settings } from "../resources/settings.js"
 import { exitWith } from "./exit.js"
-import { bottleName } from "./exec.js"
-import { output, yes } from "./options.js"
+import { withEngines } from "./engines.js"
+import type * as O from "./options.js"
 import { err, json, out } from "./output.js"
 import { mutate } from "./pipeline.js"
 import { SettingsTag } from "./settings.js"
@@ -112,10 +109,7 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>) => {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n")
 }
 
-const all = Options.boolean("all").pipe(Options.withDescription("also the requests already decided"))
-const onlyBottle = Args.optional(bottleName)
-
-export const requests = Command.make("requests", { bottle: onlyBottle, all, output }, (o) =>
+export const requests = (o: O.Parsed<typeof O.requests>) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
     const found = findRequests(settings, Option.getOrUndefined(o.bottle)).filter((f) => o.all || f.decision === undefined)
@@ -132,11 +126,6 @@ export const requests = Command.make("requests", { bottle: onlyBottle, all, outp
       ...found.map((f) => [f.request.id, f.request.bottle, f.request.kind, shown(f.request.what, 80), age(f.request.at), ...(o.all ? [f.decision?.decision ?? "pending"] : []), shown(f.request.reason, 100)])
     ]))
   })
-).pipe(Command.withDescription("list what agents asked their supervisors for (pending ones unless --all)"))
-
-const requestId = Args.text({ name: "ID" }).pipe(Args.withDescription("the request's id (bottle requests lists them)"))
-const specFile = Options.text("filename").pipe(Options.withAlias("f"), Options.optional, Options.withDescription("the YAML spec file that defines the bottle (needed for an egress request)"))
-const note = Options.text("note").pipe(Options.optional, Options.withDescription("a word for the agent, with the decision"))
 
 /** The pending request `id`, or the command ends with 2 saying why. */
 const pendingRequest = (settings: Settings, id: string) =>
@@ -180,7 +169,7 @@ export const lineDiff = (file: string, before: string, after: string): string =>
   return [`--- ${file}`, `+++ ${file}`, `@@ -${top + 1},${removed.length} +${top + 1},${added.length} @@`, ...removed.map((l) => `-${l}`), ...added.map((l) => `+${l}`)].join("\n")
 }
 
-export const approve = Command.make("approve", { id: requestId, file: specFile, yes, output }, (o) =>
+export const approve = (o: O.Parsed<typeof O.approve>) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
     const f = yield* pendingRequest(settings, o.id)
@@ -230,14 +219,12 @@ export const approve = Command.make("approve", { id: requestId, file: specFile, 
     )
     decide(f, "approved", `${r.what} is now in egress.allow, and applied`)
     out(`Approved ${r.id}.`)
-  })
-).pipe(Command.withDescription("approve a request: an egress one is added to the bottle's spec file (-f) and applied"))
+  }).pipe(withEngines)
 
-export const deny = Command.make("deny", { id: requestId, note }, (o) =>
+export const deny = (o: O.Parsed<typeof O.deny>) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
     const f = yield* pendingRequest(settings, o.id)
     decide(f, "denied", Option.getOrElse(o.note, () => ""))
     out(`Denied ${f.request.id}: ${f.request.kind} ${shown(f.request.what)} for '${f.request.bottle}'.`)
   })
-).pipe(Command.withDescription("deny a request; the agent learns it when it checks"))

@@ -1,6 +1,4 @@
 /** `bottle verify [NAME…] [-o json]`: probe each bottle's fence from inside its network namespace. Exit 0 holds, 1 a property failed, 2 error. */
-import * as Args from "@effect/cli/Args"
-import * as Command from "@effect/cli/Command"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { KubeApi, POD, refOf } from "../observers/KubeApi.js"
@@ -15,18 +13,16 @@ import { withLock } from "../reconcilers/lock.js"
 import { writeVerdict } from "../reconcilers/runAction.js"
 import { verifyFence, type Verdict } from "../reconcilers/verify.js"
 import { verifyTargets } from "../reconcilers/verifyPlan.js"
-import { BottleName } from "../resources/spec.js"
 import { exitWith } from "./exit.js"
 import { observeEverywhere } from "./kube.js"
-import { context, output } from "./options.js"
+import { withEngines } from "./engines.js"
+import type * as O from "./options.js"
 import { err, json, out, style } from "./output.js"
 import { runnerOptions } from "./pipeline.js"
 import { SettingsTag } from "./settings.js"
 import { workloadReady } from "./target.js"
 
 const NETWORK_POLICY = refOf("networking.k8s.io/v1", "NetworkPolicy")!
-
-const bottles = Args.text({ name: "NAME" }).pipe(Args.withSchema(BottleName), Args.repeated, Args.withDescription("bottles to verify (default: every running bottle)"))
 
 /** The labels of a bottle's agent pods as they run (controllers add their own). */
 const agentPods = (namespace: string, bottle: string) =>
@@ -44,7 +40,7 @@ const namespacePolicies = (namespace: string) =>
     return items.map((o) => asObserved(o, NETWORK_POLICY, namespace))
   })
 
-export const verify = Command.make("verify", { bottles, output, context }, (o) =>
+export const verify = (o: O.Parsed<typeof O.verify>) =>
   Effect.gen(function* () {
     const settings = yield* SettingsTag
     const opts = runnerOptions(settings)
@@ -130,5 +126,4 @@ export const verify = Command.make("verify", { bottles, output, context }, (o) =
       // A bottle named on the command line that could not be probed is not a pass.
       if (o.bottles.some((b) => t.notRunning.includes(b) || kubeNotRunning.includes(b))) return yield* Effect.fail(exitWith(2))
     }))
-  })
-).pipe(Command.withDescription("probe each bottle's fence from inside its network namespace; exit 0 holds, 1 a property failed, 2 error"))
+  }).pipe(withEngines)

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import type { Endpoint } from "./endpoint.js"
 import { readBoundedBytes, readBoundedText } from "./httpBody.js"
 
 /** The most bottle reads of one answer (a list of a few thousand containers is a few MiB). */
@@ -47,26 +48,6 @@ const causeText = (cause: unknown): string | undefined => {
     return code !== undefined && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
   }
   return undefined
-}
-
-/** Where the Engine listens, from DOCKER_HOST. */
-export interface Endpoint {
-  readonly display: string
-  readonly socketPath: string | undefined
-  readonly baseUrl: string
-}
-
-/** Parses DOCKER_HOST; undefined input means the default socket. Returns an error message for a bad value. */
-export const parseDockerHost = (value: string | undefined): Endpoint | string => {
-  const v = value === undefined || value === "" ? "unix:///var/run/docker.sock" : value
-  if (v.startsWith("unix://")) {
-    const path = v.slice("unix://".length)
-    if (!path.startsWith("/")) return `DOCKER_HOST=${v}: a unix socket path must be absolute`
-    return { display: v, socketPath: path, baseUrl: "http://docker" }
-  }
-  const tcp = /^tcp:\/\/([^/:]+|\[[0-9a-fA-F:]+\]):([0-9]{1,5})\/?$/.exec(v)
-  if (tcp) return { display: v, socketPath: undefined, baseUrl: `http://${tcp[1]}:${tcp[2]}` }
-  return `DOCKER_HOST=${v}: expected unix:///path/to/docker.sock or tcp://host:port`
 }
 
 const Labels = Schema.NullishOr(Schema.Record({ key: Schema.String, value: Schema.String }))

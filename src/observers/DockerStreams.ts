@@ -9,7 +9,8 @@
 import { request, type IncomingMessage } from "node:http"
 import { Writable, type Duplex, type Readable } from "node:stream"
 import * as Effect from "effect/Effect"
-import { API_VERSION, DockerError, type Endpoint } from "./DockerEngine.js"
+import { API_VERSION, DockerError } from "./DockerEngine.js"
+import type { Endpoint } from "./endpoint.js"
 
 export interface ExecOptions {
   readonly cmd: ReadonlyArray<string>

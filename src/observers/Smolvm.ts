@@ -337,7 +337,7 @@ const make = (opts: SmolvmOptions) =>
     })
   })
 
-/** The live client: needs a CommandExecutor (NodeCommandExecutor.layer). */
+/** The live client: needs a CommandExecutor (engines.ts gives it NodeCommandExecutor.layer). */
 export const layer = (opts: SmolvmOptions): Layer.Layer<Smolvm, never, CommandExecutor.CommandExecutor> => Layer.effect(Smolvm, make(opts))
 
 /**

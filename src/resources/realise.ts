@@ -13,11 +13,8 @@ import { Bottle as BL, COMPOSE_VERSION_LABEL, Compose, MANAGED_BY } from "./labe
 import type { DockerService, Names, NetworkRole } from "./names.js"
 import { ACCESS_HOOK, agentGitEnv, GATE_READY_CHECK, GATE_SCRIPT, GIT_ALIAS, GIT_PORT, MIRRORS, PRE_RECEIVE, renderRemotes, SECRET_PATTERNS } from "./gitGate.js"
 import { SUPERVISE_ALIAS, SUPERVISE_PORT, SUPERVISE_READY_CHECK, SUPERVISE_SERVER_FILE } from "./supervise.js"
+import { DEFAULT_MITMPROXY_IMAGE, DEFAULT_PIPELOCK_IMAGE } from "./proxyImages.js"
 
-/** mitmproxy's published image: the default egress proxy (and the image probes run in). */
-export const DEFAULT_MITMPROXY_IMAGE = "mitmproxy/mitmproxy:12.2.1"
-/** pipelock's published image, for `egress.proxy: pipelock`. */
-export const DEFAULT_PIPELOCK_IMAGE = "ghcr.io/luckypipewrench/pipelock:2.3.0"
 export const EGRESS_PORT = 8888
 export const EGRESS_ALIAS = "egress"
 /** Where the agent finds its prompt and skills: the state dir's `agent/`, read-only. */

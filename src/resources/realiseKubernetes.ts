@@ -20,10 +20,10 @@ import { parseAllowList } from "./egressRules.js"
 import { hashOf } from "./hash.js"
 import { PROBE_SCRIPT, probeImageFor, PUBLIC_ADDRESSES, REFUSED_HOST, type ProbeInput } from "./probeScript.js"
 import { Bottle as BL, MANAGED_BY } from "./labels.js"
+import { DEFAULT_MITMPROXY_IMAGE } from "./proxyImages.js"
 import {
   AGENT_MOUNT,
   caEnv,
-  DEFAULT_MITMPROXY_IMAGE,
   dnsNamesFor,
   EGRESS_PORT,
   egressImageFor,

@@ -3,19 +3,11 @@
  * effect/Schema. The same definitions generate specs/bottle.schema.json.
  */
 import * as Schema from "effect/Schema"
-import { BOTTLE_NAME_MAX, bottleNameProblem } from "./names.js"
+import { BottleName } from "./bottleName.js"
 import { MAX_MEMORY_BYTES, MIN_MEMORY_BYTES, parseMemory } from "./desired.js"
 import { parseAllowEntry } from "./egressRules.js"
 import { parseGitRemoteUrl, parseHostKey } from "./gitRemote.js"
 import { parseImageRef } from "./imageRef.js"
-
-export const BottleName = Schema.String.pipe(
-  Schema.filter((s) => {
-    const problem = bottleNameProblem(s)
-    return problem === undefined ? true : `bottle name '${s}' ${problem}`
-  }, { jsonSchema: { pattern: "^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$", maxLength: BOTTLE_NAME_MAX } }),
-  Schema.annotations({ identifier: "BottleName", description: "RFC 1123 label, at most 40 characters" })
-)
 
 const EnvName = Schema.String.pipe(
   Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: () => "environment variable names are letters, digits and '_', not starting with a digit" }),
