@@ -12,6 +12,7 @@ import type * as O from "./options.js"
 import { err, json, out } from "./output.js"
 import { SettingsTag } from "./settings.js"
 import { workloadReady } from "./target.js"
+import { byText } from "../resources/order.js"
 
 export interface BottleRow {
   readonly backend: string
@@ -71,7 +72,7 @@ export const bottleRows = (o: Observed, names: Names): ReadonlyArray<BottleRow> 
     r.set ||= d.metadata?.set ?? ""
     if (r.backend.size === 0) r.backend.add(d.metadata?.backend ?? "-")
   }
-  return [...rows.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, r]) => {
+  return [...rows.entries()].sort(([a], [b]) => byText(a, b)).map(([name, r]) => {
     const d = dirs.find((x) => x.name === name)
     const state = r.states.length === 0 ? "state only" : r.states.every((s) => s === "running") ? "running" : r.states.some((s) => s === "running") ? "degraded" : "stopped"
     return {

@@ -25,6 +25,7 @@ import type * as O from "./options.js"
 import { err, json, out } from "./output.js"
 import { mutate } from "./pipeline.js"
 import { SettingsTag } from "./settings.js"
+import { byText } from "../resources/order.js"
 
 /** The most state dirs and queued files looked at: far beyond any real install, short of a flood. */
 const MAX_DIRS = 10_000
@@ -96,7 +97,7 @@ export const findRequests = (settings: Settings, only?: string): ReadonlyArray<F
       found.push({ request, stateDir, set: meta.set ?? "default", decision: readDecision(stateDir, id) })
     }
   }
-  return found.sort((a, b) => a.request.at.localeCompare(b.request.at))
+  return found.sort((a, b) => byText(a.request.at, b.request.at))
 }
 
 const age = (at: string) => {

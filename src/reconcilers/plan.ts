@@ -24,6 +24,7 @@ import { dockerPlanner } from "./backends/docker.js"
 import { makeEngine } from "./backends/engine.js"
 import { kubePlanner } from "./backends/kubernetes.js"
 import { smolPlanner } from "./backends/smolmachines.js"
+import { byText } from "../resources/order.js"
 
 export type PruneScope = "none" | "set" | "all"
 
@@ -154,7 +155,7 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
       .filter((i) => opts.prune === "all" || i.set === opts.set)
     // What a backend nobody could ask may still serve stays (a bundle may serve a machine nobody can see), and so does its bottle's state.
     const blindOf = (i: Owned) => backendOf(i.backend).blind
-    for (const i of inScope.filter((x) => blindOf(x) !== undefined).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const i of inScope.filter((x) => blindOf(x) !== undefined).sort((a, b) => byText(a.name, b.name))) {
       out.add(Action.Blocked({
         id: `Blocked:${i.kind}:${i.name}`, bottle: i.owner, resource: i.name, kind: i.kind, after: [], error: true,
         rule: "observation incomplete", cause: `${blindOf(i)}: ${backendOf(i.backend).blindRisk}`
@@ -173,7 +174,7 @@ export const plan = (desired: ReadonlyArray<DesiredBottle>, observed: Observed, 
     // Machines and workloads first: they are what "live" means to a person.
     const surviving = all.filter((i) => !removed.has(i)).sort((a, b) => a.rank - b.rank)
     const elsewhere = backends.flatMap((p) => p.elsewhere)
-    const sorted = [...stateDirs].sort((a, b) => a.name.localeCompare(b.name))
+    const sorted = [...stateDirs].sort((a, b) => byText(a.name, b.name))
     for (const d of sorted) {
       if (desiredNames.has(d.name)) continue
       const owner = stateOwner(d)

@@ -1,6 +1,7 @@
 /** Plans and reports as text a person reads (Terraform-like) and as JSON. Pure. */
 import { isMutating, kindOf, type Action, type Plan } from "./actions.js"
 import type { ActionResult, Report } from "./report.js"
+import { byText } from "../resources/order.js"
 
 export interface Style {
   readonly green: (s: string) => string
@@ -143,7 +144,7 @@ export const renderPlan = (plan: Plan, s: Style = plainStyle): string => {
     groups.set(key, [...(groups.get(key) ?? []), a])
   }
   const rank = (k: string) => (k === "" ? 2 : k === PARENTS ? 1 : 0)
-  const keys = [...groups.keys()].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+  const keys = [...groups.keys()].sort((a, b) => rank(a) - rank(b) || byText(a, b))
   for (const key of keys) {
     const shown = groups.get(key)!.flatMap((a) => {
       const sym = symbolOf(a, s)

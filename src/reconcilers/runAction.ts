@@ -26,6 +26,7 @@ import { Action, type AwaitReady } from "./actions.js"
 import { certificateOf, hostCaBundle } from "./bottleCa.js"
 import type { RunAction } from "./execute.js"
 import { ProbeError, verdictText, verifyFence, type Verdict } from "./verify.js"
+import { byText } from "../resources/order.js"
 
 /** A state-dir operation refused or failed. */
 export class StateDirError extends Data.TaggedError("StateDirError")<{ readonly path: string; readonly detail: string }> {
@@ -145,7 +146,7 @@ export const makeRunner = (opts: RunnerOptions) =>
         if (Either.isLeft(made) && made.left.reason !== "Conflict") return yield* Effect.fail(made.left)
         const ours = (yield* docker.listNetworks({ name: [name] }))
           .filter((n) => n.Name === name && n.Labels?.[BL.specHash] === hash)
-          .sort((x, y) => x.Id.localeCompare(y.Id))
+          .sort((x, y) => byText(x.Id, y.Id))
         if (Either.isLeft(made) && ours.length === 0) return yield* Effect.fail(made.left)
         yield* Effect.forEach(ours.slice(1), (n) => docker.removeNetwork(n.Id).pipe(Effect.ignore), { discard: true })
         return Either.isRight(made) ? `id ${made.right.slice(0, 12)}` : "already there"

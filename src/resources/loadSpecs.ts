@@ -18,6 +18,7 @@ import { formatBytes, hostPathProblem, readBoundedFile, readTree, realPathOf, ty
 import { MAX_SPEC_BYTES, nearest, pathText, type ParsedDocument } from "./specPositions.js"
 import { BottleDocument } from "./spec.js"
 import { SpecError, type SpecProblem } from "./specError.js"
+import { byText } from "./order.js"
 
 const SPEC_EXTENSIONS = /\.(ya?ml|toml)$/i
 
@@ -413,5 +414,5 @@ export const loadSpecs = (inputs: ReadonlyArray<string>, set: string, host: Load
       }
     }
     if (problems.length > 0) return yield* Effect.fail(new SpecError({ problems }))
-    return bottles.sort((a, b) => a.name.localeCompare(b.name))
+    return bottles.sort((a, b) => byText(a.name, b.name))
   })

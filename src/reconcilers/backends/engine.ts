@@ -17,6 +17,7 @@ import type { ContainerSpec, NetworkSpec, VerifySpec } from "../../resources/rea
 import { formatCidr, freeSubnets, parseCidr, type Cidr } from "../../resources/subnets.js"
 import { Action, type AwaitReady } from "../actions.js"
 import { refusal, type Owned, type PlanState, type Refusal } from "../backend.js"
+import { byText } from "../../resources/order.js"
 
 export type Item =
   | { readonly kind: "container"; readonly c: ObservedContainer }
@@ -230,9 +231,9 @@ export const engineTeardown = (e: Engine, bottle: string | undefined, items: Rea
   const owned = e.all.filter((o) => items.includes(o))
   owned.forEach((o) => e.state.removed.add(o))
   const mine = owned.map((o) => o.item)
-  const byName = (a: Item, b: Item) => itemName(a).localeCompare(itemName(b))
+  const byName = (a: Item, b: Item) => byText(itemName(a), itemName(b))
   const isAgent = (c: ObservedContainer) => c.labels[Compose.service] === "agent"
-  const cs = mine.flatMap((i) => (i.kind === "container" ? [i.c] : [])).sort((a, b) => bare(a.name).localeCompare(bare(b.name)))
+  const cs = mine.flatMap((i) => (i.kind === "container" ? [i.c] : [])).sort((a, b) => byText(bare(a.name), bare(b.name)))
   const before = [...first]
   for (const c of cs.filter(isAgent)) before.push(out.add(removeContainerAction(bottle, c, cause, [], false)))
   const containerIds = [...before]

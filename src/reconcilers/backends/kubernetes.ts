@@ -25,6 +25,7 @@ import {
 } from "../../resources/realiseKubernetes.js"
 import { Action } from "../actions.js"
 import { refusal, type BackendPlanner, type Owned, type PlanState, type Prepared, type Refusal } from "../backend.js"
+import { byText } from "../../resources/order.js"
 
 export interface KubeOptions {
   readonly realise: RealiseContext
@@ -210,7 +211,7 @@ export const kubePlanner = (source: Source<KubeSnapshot> | undefined, desired: R
     let before = [...first]
     for (const rank of [0, 1, 2]) {
       const now: Array<string> = []
-      for (const o of objs.filter((x) => teardownRank(x.kind) === rank).sort((x, y) => objectName(x).localeCompare(objectName(y)))) {
+      for (const o of objs.filter((x) => teardownRank(x.kind) === rank).sort((x, y) => byText(objectName(x), objectName(y)))) {
         if (o.kind === "PersistentVolumeClaim" && (o.annotations[PRESERVE_ANNOTATION] === "true" || opts.preserved.has(o.labels[BL.bottle] ?? ""))) {
           out.add(Action.Blocked({ id: `Blocked:object:${objectName(o)}`, bottle, resource: objectName(o), kind: "object", rule: "preserve", cause: "preserve: true: only a person deletes this claim", after: [], error: false }))
           continue

@@ -24,6 +24,7 @@ import {
   type Engine
 } from "./engine.js"
 import type { Cidr } from "../../resources/subnets.js"
+import { byText } from "../../resources/order.js"
 
 export interface SmolOptions {
   readonly realise: RealiseContext
@@ -63,7 +64,7 @@ export const smolPlanner = (source: Source<SmolvmSnapshot>, e: Engine, opts: Smo
 }
 
 const machineTeardown = (e: Engine, bottle: string | undefined, owned: ReadonlyArray<Owned>, cause: string): Array<string> => {
-  const ms = e.all.filter((o) => owned.includes(o)).flatMap((o) => (o.item.kind === "machine" ? [o.item.m] : [])).sort((a, b) => a.name.localeCompare(b.name))
+  const ms = e.all.filter((o) => owned.includes(o)).flatMap((o) => (o.item.kind === "machine" ? [o.item.m] : [])).sort((a, b) => byText(a.name, b.name))
   return ms.map((m) => {
     const common = { bottle, resource: m.name, cause }
     const needsStop = !["stopped", "created", "failed"].includes(m.state)
