@@ -16,12 +16,15 @@ import { BIN } from "./support/docker.js"
 const root = mkdtempSync(join(tmpdir(), "bottle-codecache-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 
-const help = (home: string, command: ReadonlyArray<string> = []) => {
-  const r = spawnSync(process.execPath, [BIN, ...command, "--help"], { env: { ...process.env, NO_COLOR: "1", BOTTLE_HOME: home }, encoding: "utf8", timeout: 30_000 })
+/** `bottle <args>`, which must end with 0; its output. */
+const run = (home: string, args: ReadonlyArray<string>) => {
+  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: "1", BOTTLE_HOME: home }, encoding: "utf8", timeout: 30_000 })
   expect(r.error).toBeUndefined()
-  expect(r.status).toBe(0)
+  expect(r.status, r.stderr).toBe(0)
   return r.stdout
 }
+
+const help = (home: string, command: ReadonlyArray<string> = []) => run(home, [...command, "--help"])
 
 /** The commands a cache names in its first line; undefined when it has no such line. */
 const commandsIn = (file: string) => /^bottle-code-cache ([^\n]*)\n/.exec(readFileSync(file).subarray(0, 1024).toString("latin1"))?.[1]?.split(",")
@@ -56,22 +59,27 @@ describe("the compile cache", () => {
     expect(readFileSync(file!).equals(before)).toBe(true)
   })
 
-  it("learns each command's code once: a command the cache does not name writes it again, naming both; then it is kept", () => {
+  it("learns each command's code once, from a run of its handler: a command the cache does not name writes it again, naming both; then it is kept", () => {
     const home = freshHome("learns")
     const top = help(home)
     const file = appCache(home)!
     expect(commandsIn(file)).toEqual(["help"])
     const helpOnly = statSync(file).size
-    // `diff --help` runs code `--help` never ran: the cache is written again, with that code as well.
-    const diffHelp = help(home, ["diff"])
-    expect(diffHelp).toContain("diff")
-    expect(commandsIn(file)).toEqual(["help", "diff"])
-    expect(statSync(file).size).toBeGreaterThan(helpOnly)
+    // `requests --help` runs no handler: nothing new to learn, the cache is kept.
     const mtime = statSync(file).mtimeMs
-    // Both named: neither writes it again, and both answer as before.
-    expect(help(home, ["diff"])).toBe(diffHelp)
-    expect(help(home)).toBe(top)
+    expect(help(home, ["requests"])).toContain("requests")
+    expect(commandsIn(file)).toEqual(["help"])
     expect(statSync(file).mtimeMs).toBe(mtime)
+    // `requests` runs its handler, code `--help` never ran: the cache is written again, with that code as well.
+    const listed = run(home, ["requests"])
+    expect(listed).toContain("No pending requests.")
+    expect(commandsIn(file)).toEqual(["help", "requests"])
+    expect(statSync(file).size).toBeGreaterThan(helpOnly)
+    const learned = statSync(file).mtimeMs
+    // Both named: neither writes it again, and both answer as before.
+    expect(run(home, ["requests"])).toBe(listed)
+    expect(help(home)).toBe(top)
+    expect(statSync(file).mtimeMs).toBe(learned)
   })
 
   it("does not trust a cache without its first line, nor the commands a refused cache names", () => {
@@ -85,9 +93,9 @@ describe("the compile cache", () => {
     expect(help(home)).toBe(expected)
     expect(commandsIn(file)).toEqual(["help"])
     // A line naming commands over bytes V8 refuses: the commands are not carried over.
-    writeFileSync(file, Buffer.concat([Buffer.from("bottle-code-cache help,get,diff\n"), Buffer.alloc(v8.length, 0x41)]))
-    expect(help(home, ["get"])).toContain("get")
-    expect(commandsIn(file)).toEqual(["get"])
+    writeFileSync(file, Buffer.concat([Buffer.from("bottle-code-cache help,requests,diff\n"), Buffer.alloc(v8.length, 0x41)]))
+    expect(run(home, ["requests"])).toContain("No pending requests.")
+    expect(commandsIn(file)).toEqual(["requests"])
   })
 
   it("is not made where BOTTLE_HOME does not exist: --help creates nothing", () => {

@@ -4,7 +4,7 @@
  * so it starts as fast as node itself; everything else loads main (in the
  * bundle, through codeCache.ts: see there).
  */
-import { exitWhenFlushed, flushCodeCache, startCommand } from "./codeCache.js"
+import { exitWhenFlushed, flushCodeCache } from "./codeCache.js"
 import { VERSION } from "./version.js"
 
 const args = process.argv.slice(2)
@@ -14,10 +14,9 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
   // Not top-level await: the bundle's entry is CommonJS, which node starts without its ES module loader.
   // Should the command never end (nothing left to wait on), node exits with this, never with a silent 0.
   process.exitCode = 2
-  startCommand(args)
   void import("./main.js").then(({ main }) => main(process.argv)).then(
-    (code) => {
-      flushCodeCache()
+    ({ code, ran }) => {
+      flushCodeCache(ran)
       exitWhenFlushed(code)
     },
     (e: unknown) => {

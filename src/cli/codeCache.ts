@@ -37,7 +37,8 @@ export const LAZY_PREFIX = "bottle-lazy:"
 const MAX_CACHE_BYTES = 64 * 1024 * 1024
 
 const loaded = new Map<string, unknown>()
-const toWrite: Array<{ readonly script: Script; readonly file: string; readonly commands: ReadonlyArray<string> }> = []
+/** Each bundle loaded from a file in the cache dir, with the commands its cache held (none when it had none V8 took). */
+const toWrite: Array<{ readonly script: Script; readonly file: string; readonly held: ReadonlyArray<string> }> = []
 
 /**
  * The line a cache starts with: `bottle-code-cache <command>,<command>…`,
@@ -47,13 +48,6 @@ const HEADER = /^bottle-code-cache ([a-z0-9-]{1,24}(?:,[a-z0-9-]{1,24}){0,31})\n
 const MAX_HEADER = 1024
 /** Enough for every command and the help; a cache naming this many is not written again. */
 const MAX_COMMANDS = 32
-
-/** The command this start runs, as a cache names it: the first argument when it is a word, else "help" (flags alone). */
-let command = "help"
-export const startCommand = (args: ReadonlyArray<string>): void => {
-  const first = args[0]
-  command = first !== undefined && /^[a-z][a-z0-9-]{0,23}$/.test(first) ? first : "help"
-}
 
 /** A cache's commands and V8's bytes; undefined when it does not start with the header. */
 const parseCache = (bytes: Buffer): { readonly commands: ReadonlyArray<string>; readonly data: Buffer } | undefined => {
@@ -126,10 +120,7 @@ export const load = (name: string, distDir: string): unknown => {
   const fn = script.runInThisContext() as (e: unknown, r: NodeJS.Require, m: { exports: unknown }, f: string, d: string) => void
   fn.call(module.exports, module.exports, requireFor(file, distDir), module, file, dirname(file))
   loaded.set(name, module.exports)
-  if (cacheFile !== undefined) {
-    const held = cache === undefined || script.cachedDataRejected === true ? [] : cache.commands
-    if (!held.includes(command) && held.length < MAX_COMMANDS) toWrite.push({ script, file: cacheFile, commands: [...held, command] })
-  }
+  if (cacheFile !== undefined) toWrite.push({ script, file: cacheFile, held: cache === undefined || script.cachedDataRejected === true ? [] : cache.commands })
   return module.exports
 }
 
@@ -187,12 +178,24 @@ const removeStale = (file: string): void => {
 }
 
 /**
- * Writes the caches this start lacked, or that lacked this command's code,
- * once the command has run (so the code it compiled on the way is in them),
- * after removing those of earlier builds. Never fails the command.
+ * A cache that holds code already learns a command only from a run this
+ * short: V8 drops the compiled code of functions a long run (an apply that
+ * waits, `logs -f`) stopped using, and a cache written then would lose it.
  */
-export const flushCodeCache = (): void => {
-  for (const { script, file, commands } of toWrite.splice(0)) {
+const LEARN_WITHIN_SECONDS = 10
+
+/**
+ * Writes the caches this start lacked, or that lacked the code of the
+ * command that ran (`ran`: the handler that ran, none for help and usage
+ * errors), once it has run (so the code it compiled on the way is in
+ * them), after removing those of earlier builds. Never fails the command.
+ */
+export const flushCodeCache = (ran: string | undefined): void => {
+  const command = ran ?? "help"
+  for (const { script, file, held } of toWrite.splice(0)) {
+    if (held.includes(command) || held.length >= MAX_COMMANDS) continue
+    if (held.length > 0 && process.uptime() > LEARN_WITHIN_SECONDS) continue
+    const commands = [...held, command]
     try {
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
       // First: on a full disk, what earlier builds left is what makes room.

@@ -15,7 +15,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import { formatProblem } from "../resources/specError.js"
 import { EnvError, readSettings } from "../resources/settings.js"
-import { cli } from "./command.js"
+import { cli, handlerRan } from "./command.js"
 import * as Confirm from "./confirm.js"
 import { installInterruption, Interruption } from "./interrupt.js"
 import { err, useColour } from "./output.js"
@@ -47,7 +47,11 @@ const plainUnlessColour = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect
  */
 const Platform = Layer.mergeAll(NodePath.layer, NodeTerminal.layer).pipe(Layer.provideMerge(NodeFileSystem.layer))
 
-export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
+/** Runs the command line; says how it ended and which command's handler ran (for the compile cache). */
+export const main = async (argv: ReadonlyArray<string>): Promise<{ readonly code: number; readonly ran: string | undefined }> =>
+  ({ code: await run(argv), ran: handlerRan() })
+
+const run = async (argv: ReadonlyArray<string>): Promise<number> => {
   let settings
   try {
     settings = readSettings()
