@@ -14,6 +14,7 @@ import type { DockerService, Names, NetworkRole } from "./names.js"
 import { ACCESS_HOOK, agentGitEnv, GATE_READY_CHECK, GATE_SCRIPT, GIT_ALIAS, GIT_PORT, MIRRORS, PRE_RECEIVE, renderRemotes, SECRET_PATTERNS } from "./gitGate.js"
 import { SUPERVISE_ALIAS, SUPERVISE_PORT, SUPERVISE_READY_CHECK, SUPERVISE_SERVER_FILE } from "./supervise.js"
 import { DEFAULT_MITMPROXY_IMAGE, DEFAULT_PIPELOCK_IMAGE } from "./proxyImages.js"
+import { byEnvName } from "./order.js"
 
 export const EGRESS_PORT = 8888
 export const EGRESS_ALIAS = "egress"
@@ -623,7 +624,7 @@ export const caEnv: ReadonlyArray<string> =
  */
 export const agentEnv = (b: DesiredBottle, proxyHost: string | undefined): ReadonlyArray<string> => [
   ...Object.keys(b.env).sort().map((k) => `${k}=${b.env[k]}`),
-  ...[...b.secrets].filter((x) => x.gate !== true).sort((x, y) => x.name.localeCompare(y.name)).map((x) => `${x.name}=${x.inject !== undefined ? placeholderOf(x.name) : x.value}`),
+  ...[...b.secrets].filter((x) => x.gate !== true).sort((x, y) => byEnvName(x.name, y.name)).map((x) => `${x.name}=${x.inject !== undefined ? placeholderOf(x.name) : x.value}`),
   `BOTTLE_NAME=${b.name}`,
   ...(b.git !== undefined ? agentGitEnv(b.git) : []),
   ...(b.supervise !== undefined ? [`BOTTLE_SUPERVISE_URL=http://${SUPERVISE_ALIAS}:${SUPERVISE_PORT}/`] : []),

@@ -36,6 +36,7 @@ import {
   type RealiseContext,
   type StateDirSpec
 } from "./realise.js"
+import { byEnvName } from "./order.js"
 
 /** A Kubernetes object as bottle writes it (validated against Kubernetes' schemas in the tests). */
 export interface Manifest {
@@ -364,7 +365,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
   const workdir = b.workdir ?? "/workspace"
   const env = [
     ...Object.keys(b.env).sort().map((name) => ({ name, value: b.env[name]! })),
-    ...[...b.secrets].filter((s) => s.gate !== true).sort((x, y) => x.name.localeCompare(y.name)).map((s) =>
+    ...[...b.secrets].filter((s) => s.gate !== true).sort((x, y) => byEnvName(x.name, y.name)).map((s) =>
       s.inject !== undefined
         ? { name: s.name, value: placeholderOf(s.name) }
         : { name: s.name, valueFrom: { secretKeyRef: { name: n.agentSecrets, key: s.name } } }),
