@@ -13,7 +13,7 @@ import { VERSION } from "./version.js"
 let ran: string | undefined
 export const handlerRan = (): string | undefined => ran
 
-/** Runs a handler from its module, loaded now (the build keeps it in the bundle, evaluated on first use). */
+/** Runs a handler from its module, imported as the command runs (the build keeps the module in the bundle, evaluated on first use). */
 const later = <M, E, R>(command: string, load: () => Promise<M>, run: (m: M) => Effect.Effect<void, E, R>) =>
   Effect.suspend(() => {
     ran = command
