@@ -122,15 +122,14 @@ const listsAndInspections = (docker: DockerEngineShape, prefix: string, opts: Ob
     }
   })
 
-
 /**
  * Six list calls and the Engine's version (asked beside them): containers
  * by compose label and by name prefix (a leftover may have either), every
  * network (their subnets are what a new one must not overlap), compose
  * volumes, images, and every container with bottle's labels whatever its
  * prefix (for liveness). The planner filters by exact prefix; the Engine's
- * name filter is a substring match. Then bottle's own containers and their images are inspected,
- * concurrently and bounded, for what fences them.
+ * name filter is a substring match. Then bottle's own containers and their
+ * images are inspected, concurrently and bounded, for what fences them.
  */
 export const observeDocker = (prefix: string, opts: ObserveDockerOptions = { inspect: true }) =>
   Effect.gen(function* () {
