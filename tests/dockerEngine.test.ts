@@ -140,4 +140,78 @@ describe("DockerEngine client", () => {
       // It stopped reading near the limit, not after holding the whole stream.
       expect(sent).toBeLessThan(96 * 1024 * 1024)
     }), 60_000)
+
+  it.live("an answer cut off by a reset connection fails at once with BadResponse, not as an unreachable Engine or a timeout", () =>
+    Effect.gen(function* () {
+      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+        res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" })
+        res.write('[{"Id":"c1",')
+        setTimeout(() => res.socket?.destroy(), 50)
+      }))
+      const started = Date.now()
+      const error = yield* Effect.flatMap(DockerEngine, (d) => d.listContainers({})).pipe(
+        Effect.provide(layer({ endpoint, timeout: "10 seconds", pullTimeout: "10 seconds" })),
+        Effect.flip,
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(error.reason).toBe("BadResponse")
+      expect(Date.now() - started).toBeLessThan(5_000)
+    }), 30_000)
+
+  it.live("no Engine on the socket: Unreachable, naming the socket's error", () =>
+    Effect.gen(function* () {
+      const endpoint = parseDockerHost(`unix://${join(mkdtempSync(join(tmpdir(), "bottle-engine-")), "none.sock")}`) as Endpoint
+      const error = yield* Effect.flatMap(DockerEngine, (d) => d.version).pipe(
+        Effect.provide(layer({ endpoint, timeout: "2 seconds", pullTimeout: "2 seconds" })),
+        Effect.flip
+      )
+      expect(error.reason).toBe("Unreachable")
+      expect(error.message).toContain("ENOENT")
+    }), 30_000)
+
+  it.live("an error answer past 64 KiB is refused with its status, never read whole", () =>
+    Effect.gen(function* () {
+      let sent = 0
+      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+        res.writeHead(404, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" })
+        const chunk = Buffer.alloc(64 * 1024, " ")
+        const pump = () => {
+          while (!res.destroyed && res.write(chunk)) sent += chunk.length
+          if (!res.destroyed) res.once("drain", pump)
+        }
+        res.on("error", () => {})
+        pump()
+      }))
+      const error = yield* Effect.flatMap(DockerEngine, (d) => d.inspectContainer("c1")).pipe(
+        Effect.provide(layer({ endpoint, timeout: "10 seconds", pullTimeout: "10 seconds" })),
+        Effect.flip,
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(error.reason).toBe("NotFound")
+      expect(error.message).toContain("HTTP 404")
+      expect(sent).toBeLessThan(16 * 1024 * 1024)
+    }), 30_000)
+
+  it.live("a pull hands on each progress line, even one split across chunks, and fails on the Engine's error line inside its 200", () =>
+    Effect.gen(function* () {
+      const { endpoint, server } = yield* Effect.promise(() => serve((req, res) => {
+        res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" })
+        if (req.url?.includes("fromImage=ok")) {
+          res.write('{"status":"Pulling from x","id":"la')
+          setTimeout(() => res.end('test"}\n{"status":"Done"}\n'), 20)
+        } else {
+          res.end('{"status":"Pulling"}\n{"error":"manifest unknown"}\n')
+        }
+      }))
+      const lines: Array<string> = []
+      const [ok, bad] = yield* Effect.flatMap(DockerEngine, (d) =>
+        Effect.all([Effect.either(d.pullImage("ok:1", (l) => lines.push(l))), Effect.flip(d.pullImage("missing:1", () => {}))])).pipe(
+        Effect.provide(layer({ endpoint, timeout: "5 seconds", pullTimeout: "5 seconds" })),
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(ok._tag).toBe("Right")
+      expect(lines).toEqual(["latest Pulling from x", "Done"])
+      expect(bad.reason).toBe("NotFound")
+      expect(bad.message).toContain("cannot pull missing:1: manifest unknown")
+    }), 30_000)
 })
