@@ -3,7 +3,7 @@
  * `.preserve` marker. Files here may be hostile: metadata is read only as a
  * regular file, bounded, and only the fields bottle needs are taken.
  */
-import * as FileSystem from "@effect/platform/FileSystem"
+import { accessSync, lstatSync, readdirSync, statSync } from "node:fs"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
@@ -53,36 +53,66 @@ export const readMetadata = (text: string): StateDirMetadata | undefined => {
   return ours !== undefined && ours.specHash !== undefined ? ours : undefined
 }
 
-export const observeState = (root: string) =>
-  Effect.gen(function* () {
-    const fs = yield* FileSystem.FileSystem
-    if (!(yield* fs.exists(root))) return { root, dirs: [], ignored: [] } satisfies StateSnapshot
-    const entries = (yield* fs.readDirectory(root)).sort()
-    const dirs: Array<ObservedStateDir> = []
-    const ignored: Array<IgnoredStateEntry> = []
-    /** True for any entry at the path: a file, a directory, or a symlink, even a dangling one. */
-    const present = (p: string) =>
-      Effect.zipWith(Effect.either(fs.stat(p)), Effect.either(fs.readLink(p)), (s, l) => Either.isRight(s) || Either.isRight(l))
-    for (const name of entries) {
-      const path = `${root}/${name}`
-      if (name.startsWith(".")) { ignored.push({ name, reason: "hidden entry" }); continue }
-      const problem = bottleNameProblem(name)
-      if (problem !== undefined) { ignored.push({ name, reason: "not a bottle name" }); continue }
-      // Never follow a symlink out of the state root: such an entry is not ours to judge.
-      if (Either.isRight(yield* Effect.either(fs.readLink(path)))) { ignored.push({ name, reason: "a symlink, not a directory" }); continue }
-      const info = yield* Effect.either(fs.stat(path))
-      if (Either.isLeft(info)) { ignored.push({ name, reason: "unreadable" }); continue }
-      if (info.right.type !== "Directory") { ignored.push({ name, reason: "not a directory" }); continue }
-      const raw = yield* Effect.either(readBoundedFile(`${path}/metadata.json`, MAX_METADATA_BYTES))
-      const metadata = Either.isRight(raw) ? readMetadata(raw.right.toString("utf8")) : undefined
-      const verdict = yield* Effect.either(readBoundedFile(`${path}/verify.json`, MAX_METADATA_BYTES))
-      dirs.push({ name, path, metadata, preserve: yield* present(`${path}/.preserve`), verdict: Either.isRight(verdict) ? readVerdict(verdict.right.toString("utf8")) : undefined })
-    }
-    return { root, dirs, ignored } satisfies StateSnapshot
-  })
+/** The entry's own status (a symlink is not followed); undefined when there is none or it cannot be read. */
+const lstatOf = (path: string) => {
+  try {
+    return lstatSync(path)
+  } catch {
+    return undefined
+  }
+}
 
-export const stateSource = (root: string): Effect.Effect<Source<StateSnapshot>, never, FileSystem.FileSystem> =>
-  observeState(root).pipe(
+/** True for any entry at the path: a file, a directory, or a symlink, even a dangling one. */
+const present = (path: string) => lstatOf(path) !== undefined
+
+/**
+ * Reads the state root with node's synchronous calls: each entry takes a
+ * few small ones, and each call to node's promise API would be a trip
+ * through its thread pool (a no-op apply of 20 bottles made 320 of them).
+ * Throws when the root exists but cannot be listed.
+ */
+export const readState = (root: string): StateSnapshot => {
+  try {
+    accessSync(root)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return { root, dirs: [], ignored: [] }
+    throw e
+  }
+  const entries = readdirSync(root).sort()
+  const dirs: Array<ObservedStateDir> = []
+  const ignored: Array<IgnoredStateEntry> = []
+  for (const name of entries) {
+    const path = `${root}/${name}`
+    if (name.startsWith(".")) { ignored.push({ name, reason: "hidden entry" }); continue }
+    const problem = bottleNameProblem(name)
+    if (problem !== undefined) { ignored.push({ name, reason: "not a bottle name" }); continue }
+    // Never follow a symlink out of the state root: such an entry is not ours to judge.
+    if (lstatOf(path)?.isSymbolicLink() === true) { ignored.push({ name, reason: "a symlink, not a directory" }); continue }
+    let info
+    try {
+      info = statSync(path)
+    } catch {
+      ignored.push({ name, reason: "unreadable" })
+      continue
+    }
+    if (!info.isDirectory()) { ignored.push({ name, reason: "not a directory" }); continue }
+    const text = (file: string) => Either.getOrUndefined(Effect.runSync(Effect.either(readBoundedFile(`${path}/${file}`, MAX_METADATA_BYTES))))?.toString("utf8")
+    const raw = text("metadata.json")
+    const verdict = text("verify.json")
+    dirs.push({
+      name,
+      path,
+      metadata: raw !== undefined ? readMetadata(raw) : undefined,
+      preserve: present(`${path}/.preserve`),
+      verdict: verdict !== undefined ? readVerdict(verdict) : undefined
+    })
+  }
+  return { root, dirs, ignored }
+}
+
+/** The state root as a Source: one that cannot be listed is Failed, never empty. */
+export const stateSource = (root: string): Effect.Effect<Source<StateSnapshot>> =>
+  Effect.try({ try: () => readState(root), catch: (e) => (e instanceof Error ? e.message : String(e)) }).pipe(
     Effect.map((value): Source<StateSnapshot> => ({ _tag: "Ok", value })),
-    Effect.catchAll((e) => Effect.succeed<Source<StateSnapshot>>({ _tag: "Failed", source: "state dirs", error: `cannot list ${root}: ${e.message}` }))
+    Effect.catchAll((message) => Effect.succeed<Source<StateSnapshot>>({ _tag: "Failed", source: "state dirs", error: `cannot list ${root}: ${message}` }))
   )

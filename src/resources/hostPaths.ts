@@ -5,8 +5,8 @@
  * and later written as a copy into the bottle's state dir, which is all the
  * agent mounts.
  */
-import { constants, type Stats } from "node:fs"
-import { lstat, open, readdir, realpath, stat } from "node:fs/promises"
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs"
+import { lstat, readdir, realpath, stat } from "node:fs/promises"
 import { dirname, isAbsolute, join, resolve, sep } from "node:path"
 import * as Effect from "effect/Effect"
 import { sha256 } from "./hash.js"
@@ -94,28 +94,33 @@ const typeOf = (s: Stats): string =>
  * the read stops at the limit, whatever `stat` said.
  */
 export const readBoundedFile = (path: string, limit: number): Effect.Effect<Buffer, HostPathError> =>
-  Effect.tryPromise({ try: () => readBounded(path, limit), catch: asHostPathError(path) })
+  Effect.try({ try: () => readBounded(path, limit), catch: asHostPathError(path) })
 
 const asHostPathError = (path: string) => (e: unknown) => (e instanceof HostPathError ? e : new HostPathError(path, errnoText(e, "does not exist")))
 
-const readBounded = async (path: string, limit: number): Promise<Buffer> => {
-  const before = await stat(path)
+/**
+ * Synchronous: the files bottle reads are small and bounded, and each
+ * call to node's promise API is a trip through its thread pool (a no-op
+ * apply of 20 bottles reads 40 files of state: 240 such trips, 30 ms).
+ */
+const readBounded = (path: string, limit: number): Buffer => {
+  const before = statSync(path)
   if (!before.isFile()) throw new HostPathError(path, `is a ${typeOf(before)}, not a regular file`)
-  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
   try {
-    const info = await handle.stat()
+    const info = fstatSync(fd)
     if (!info.isFile()) throw new HostPathError(path, `is a ${typeOf(info)}, not a regular file`)
     const buf = Buffer.alloc(Math.min(limit, info.size) + 1)
     let size = 0
     for (;;) {
       if (size === buf.length) throw new HostPathError(path, size > limit ? `is larger than ${formatBytes(limit)}, the most bottle reads` : "grew while it was read")
-      const { bytesRead } = await handle.read(buf, size, buf.length - size, null)
+      const bytesRead = readSync(fd, buf, size, buf.length - size, null)
       if (bytesRead === 0) break
       size += bytesRead
     }
     return buf.subarray(0, size)
   } finally {
-    await handle.close()
+    closeSync(fd)
   }
 }
 
@@ -189,7 +194,7 @@ export const readTree = (source: string, limits: CopyLimits = SKILL_LIMITS): Eff
         if (!info.isFile()) refuse(p, `is a ${typeOf(info)}; bottle copies only regular files and directories`)
         bytes += info.size
         if (bytes > limits.maxBytes) refuse(source, `is larger than ${formatBytes(limits.maxBytes)}, the most bottle copies`)
-        const content = await readBounded(real, limits.maxBytes)
+        const content = readBounded(real, limits.maxBytes)
         files.push({ path: rel === "" ? baseName(source) : rel, content, executable: (info.mode & 0o111) !== 0 })
       }
       await visit(root, "", 0, new Set())
