@@ -7,7 +7,7 @@ import { accessSync, lstatSync, readdirSync, statSync } from "node:fs"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import { readBoundedFile } from "../resources/hostPaths.js"
+import { readBoundedSync } from "../resources/hostPaths.js"
 import { bottleNameProblem } from "../resources/names.js"
 import type { IgnoredStateEntry, ObservedStateDir, Source, StateDirMetadata, StateSnapshot } from "../resources/observed.js"
 
@@ -96,7 +96,13 @@ export const readState = (root: string): StateSnapshot => {
       continue
     }
     if (!info.isDirectory()) { ignored.push({ name, reason: "not a directory" }); continue }
-    const text = (file: string) => Either.getOrUndefined(Effect.runSync(Effect.either(readBoundedFile(`${path}/${file}`, MAX_METADATA_BYTES))))?.toString("utf8")
+    const text = (file: string) => {
+      try {
+        return readBoundedSync(`${path}/${file}`, MAX_METADATA_BYTES).toString("utf8")
+      } catch {
+        return undefined
+      }
+    }
     const raw = text("metadata.json")
     const verdict = text("verify.json")
     dirs.push({

@@ -94,16 +94,17 @@ const typeOf = (s: Stats): string =>
  * the read stops at the limit, whatever `stat` said.
  */
 export const readBoundedFile = (path: string, limit: number): Effect.Effect<Buffer, HostPathError> =>
-  Effect.try({ try: () => readBounded(path, limit), catch: asHostPathError(path) })
+  Effect.try({ try: () => readBoundedSync(path, limit), catch: asHostPathError(path) })
 
 const asHostPathError = (path: string) => (e: unknown) => (e instanceof HostPathError ? e : new HostPathError(path, errnoText(e, "does not exist")))
 
 /**
+ * readBoundedFile's reading, throwing a HostPathError (or node's own error).
  * Synchronous: the files bottle reads are small and bounded, and each
  * call to node's promise API is a trip through its thread pool (a no-op
  * apply of 20 bottles reads 40 files of state: 240 such trips, 30 ms).
  */
-const readBounded = (path: string, limit: number): Buffer => {
+export const readBoundedSync = (path: string, limit: number): Buffer => {
   const before = statSync(path)
   if (!before.isFile()) throw new HostPathError(path, `is a ${typeOf(before)}, not a regular file`)
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
@@ -194,7 +195,7 @@ export const readTree = (source: string, limits: CopyLimits = SKILL_LIMITS): Eff
         if (!info.isFile()) refuse(p, `is a ${typeOf(info)}; bottle copies only regular files and directories`)
         bytes += info.size
         if (bytes > limits.maxBytes) refuse(source, `is larger than ${formatBytes(limits.maxBytes)}, the most bottle copies`)
-        const content = readBounded(real, limits.maxBytes)
+        const content = readBoundedSync(real, limits.maxBytes)
         files.push({ path: rel === "" ? baseName(source) : rel, content, executable: (info.mode & 0o111) !== 0 })
       }
       await visit(root, "", 0, new Set())
