@@ -14,7 +14,6 @@ import { withLock } from "../reconcilers/lock.js"
 import { DEFAULT_KUBERNETES, plan as makePlan, type PruneScope } from "../reconcilers/plan.js"
 import { actionJson, planJson, renderPlan, renderReportSummary, renderResult } from "../reconcilers/render.js"
 import { hasFailures } from "../reconcilers/report.js"
-import { makeRunner } from "../reconcilers/runAction.js"
 import { Confirm } from "./confirm.js"
 import { Interruption } from "./interrupt.js"
 import { exitWith } from "./exit.js"
@@ -132,6 +131,8 @@ export const mutate = (req: MutateRequest) =>
           return
         }
       }
+      // Loaded only when there is something to do: a no-op apply, a dry run and diff never initialise it.
+      const { makeRunner } = yield* Effect.promise(() => import("../reconcilers/runAction.js"))
       const run = yield* (kube._tag === "Ready" ? makeRunner(runnerOptions(settings)).pipe(Effect.provide(kube.layer)) : makeRunner(runnerOptions(settings)))
       yield* interruption.executing
       const report = yield* execute(p, run, {
