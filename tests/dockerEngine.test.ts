@@ -214,4 +214,83 @@ describe("DockerEngine client", () => {
       expect(bad.reason).toBe("NotFound")
       expect(bad.message).toContain("cannot pull missing:1: manifest unknown")
     }), 30_000)
+
+  it.live("an empty 200 where JSON was asked for is BadResponse, never an empty result", () =>
+    Effect.gen(function* () {
+      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => { res.writeHead(200, { "Content-Type": "application/json" }).end() }))
+      const error = yield* Effect.flatMap(DockerEngine, (d) => d.listContainers({})).pipe(
+        Effect.provide(layer({ endpoint, timeout: "5 seconds", pullTimeout: "5 seconds" })),
+        Effect.flip,
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(error.reason).toBe("BadResponse")
+    }), 30_000)
+
+  it.live("an error answer whose body is cut off keeps the reason its status gives", () =>
+    Effect.gen(function* () {
+      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+        res.writeHead(404, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" })
+        res.write('{"message":"No such')
+        setTimeout(() => res.socket?.destroy(), 50)
+      }))
+      const error = yield* Effect.flatMap(DockerEngine, (d) => d.removeContainer("c1")).pipe(
+        Effect.provide(layer({ endpoint, timeout: "10 seconds", pullTimeout: "10 seconds" })),
+        Effect.flip,
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(error.reason).toBe("NotFound")
+      expect(error.message).toContain("HTTP 404")
+    }), 30_000)
+
+  it.live("100 error answers in a row, read whole, each keep their reason (their sockets are handed back)", () =>
+    Effect.gen(function* () {
+      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ message: "No such container" }))
+      }))
+      const reasons = yield* Effect.flatMap(DockerEngine, (d) =>
+        Effect.forEach(Array.from({ length: 100 }, (_, i) => `c${i}`), (id) => Effect.flip(d.inspectContainer(id)).pipe(Effect.map((e) => e.reason)), { concurrency: 8 })).pipe(
+        Effect.provide(layer({ endpoint, timeout: "2 seconds", pullTimeout: "2 seconds" })),
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(new Set(reasons)).toEqual(new Set(["NotFound"]))
+      expect(reasons).toHaveLength(100)
+    }), 30_000)
+
+  it.live("40 calls interrupted while the Engine stalls give their sockets up: the next call is answered at once", () =>
+    Effect.gen(function* () {
+      const { endpoint, server } = yield* Effect.promise(() => serve((req, res) => {
+        if (req.url?.includes("/_ping")) res.writeHead(200).end("OK")
+        // Anything else: headers never come.
+      }))
+      const started = yield* Effect.flatMap(DockerEngine, (d) =>
+        Effect.gen(function* () {
+          yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => `c${i}`), (id) => Effect.either(Effect.timeout(d.inspectContainer(id), "200 millis")), { concurrency: "unbounded" })
+          const t = Date.now()
+          yield* d.ping
+          return Date.now() - t
+        })).pipe(
+        Effect.provide(layer({ endpoint, timeout: "20 seconds", pullTimeout: "20 seconds" })),
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(started).toBeLessThan(2_000)
+    }), 30_000)
+
+  it.live("a pull passes over progress lines that are not objects; a progress callback that throws fails the call, not the process", () =>
+    Effect.gen(function* () {
+      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+        res.writeHead(200, { "Content-Type": "application/json" }).end('null\n7\n"text"\n{"status":"Done"}\n')
+      }))
+      const lines: Array<string> = []
+      const [ok, thrown] = yield* Effect.flatMap(DockerEngine, (d) =>
+        Effect.all([
+          Effect.either(d.pullImage("ok:1", (l) => lines.push(l))),
+          Effect.exit(d.pullImage("ok:1", () => { throw new Error("the caller's own bug") }))
+        ])).pipe(
+        Effect.provide(layer({ endpoint, timeout: "5 seconds", pullTimeout: "5 seconds" })),
+        Effect.ensuring(Effect.promise(() => close(server)))
+      )
+      expect(ok._tag).toBe("Right")
+      expect(lines).toEqual(["Done"])
+      expect(thrown._tag === "Failure" && String(thrown.cause)).toContain("the caller's own bug")
+    }), 30_000)
 })

@@ -12,6 +12,7 @@
  * answer included, and interrupting it destroys the request.
  */
 import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http"
+import { StringDecoder } from "node:string_decoder"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -210,7 +211,8 @@ export const splitImageRef = (ref: string): { readonly image: string; readonly t
 /**
  * What a call makes of a 2xx answer as it arrives: `data` sees each chunk
  * and may refuse the answer (the call then stops reading it); `end` gives
- * the result once it is whole.
+ * the result once it is whole. Either may throw: the call then fails as a
+ * defect, never an uncaught exception in one of node's event handlers.
  */
 interface Reader<A> {
   readonly data: (chunk: Buffer) => DockerError | undefined
@@ -265,55 +267,74 @@ const make = (opts: DockerEngineOptions, agent: Agent): DockerEngineShape => {
    * keep-alive socket back; an answer refused part way, a timeout or an
    * interruption destroys the request (and its socket).
    */
-  const exchange = <A>(method: "GET" | "POST" | "DELETE", path: string, body: unknown, timeout: Duration.DurationInput, reader: () => Reader<A>) =>
+  const exchange = <A>(method: "GET" | "POST" | "DELETE", path: string, body: unknown, timeout: Duration.DurationInput, reader: (status: number) => Reader<A>) =>
     Effect.async<A, DockerError>((resume) => {
       let settled = false
       let responded = false
-      const settle = (result: Either.Either<A, DockerError>) => {
+      let req: ClientRequest | undefined
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const finish = (effect: Effect.Effect<A, DockerError>) => {
         if (settled) return
         settled = true
         clearTimeout(timer)
-        resume(Either.isRight(result) ? Effect.succeed(result.right) : Effect.fail(result.left))
+        resume(effect)
       }
+      const settle = (result: Either.Either<A, DockerError>) =>
+        finish(Either.isRight(result) ? Effect.succeed(result.right) : Effect.fail(result.left))
       const refuse = (e: DockerError) => {
         settle(Either.left(e))
         req?.destroy()
       }
-      const timer = setTimeout(() => refuse(fail(method, path, "Timeout", Duration.format(Duration.decode(timeout)))), millis(timeout))
-      const payload = body === undefined ? undefined : JSON.stringify(body)
-      let req: ClientRequest | undefined
+      /** Runs a handler's work; what it throws ends the call as a defect (and the request), not the process. */
+      const guarded = (f: () => void) => {
+        try {
+          f()
+        } catch (e) {
+          finish(Effect.die(e))
+          req?.destroy()
+        }
+      }
       try {
+        const payload = body === undefined ? undefined : JSON.stringify(body)
         req = httpRequest(url(path), {
           agent,
           method,
           headers: payload === undefined ? {} : { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) }
-        }, respond)
+        }, (res) => guarded(() => respond(res)))
+        req.on("error", (e) => settle(Either.left(fail(method, path, responded ? "BadResponse" : "Unreachable", causeText(e) ?? e.message))))
+        // Closed with neither an answer nor an error (an upgrade node will not take, say): not left to the timer.
+        req.on("close", () => { if (!responded) settle(Either.left(fail(method, path, "Unreachable", "the connection closed before an answer"))) })
+        req.end(payload)
       } catch (e) {
-        // A request node refuses to send (a path with characters it will not put on the wire).
+        // A request node refuses to send (a path with characters it will not put on the wire, a body JSON cannot hold).
         settle(Either.left(fail(method, path, "BadRequest", e instanceof Error ? e.message : String(e))))
         return
       }
-      req.on("error", (e) => settle(Either.left(fail(method, path, responded ? "BadResponse" : "Unreachable", causeText(e) ?? e.message))))
-      req.end(payload)
+      timer = setTimeout(() => refuse(fail(method, path, "Timeout", Duration.format(Duration.decode(timeout)))), millis(timeout))
+      const sent = req
       return Effect.sync(() => {
         settled = true
         clearTimeout(timer)
-        req.destroy()
+        sent.destroy()
       })
 
       function respond(res: IncomingMessage) {
         responded = true
         const status = res.statusCode ?? 0
         if (status >= 200 && status < 300 || status === 304) {
-          const r = reader()
-          res.on("data", (chunk: Buffer) => {
+          const r = reader(status)
+          res.on("data", (chunk: Buffer) => guarded(() => {
             const refused = r.data(chunk)
             if (refused !== undefined) refuse(refused)
-          })
-          res.on("end", () => settle(r.end()))
+          }))
+          res.on("end", () => guarded(() => settle(r.end())))
+          // An answer cut off (the connection reset or closed part way).
+          res.on("error", (e) => settle(Either.left(fail(method, path, "BadResponse", e.message))))
+          res.on("close", () => settle(Either.left(fail(method, path, "BadResponse", "the answer ended early"))))
         } else {
           const chunks: Array<Buffer> = []
           let size = 0
+          // The status decides the reason (NotFound, InUse, …) even when the body never comes whole.
           const refused = (whole: boolean) => {
             const message = errorMessage(status, whole ? Buffer.concat(chunks, size) : undefined)
             return fail(method, path, reasonFor(status, message), explain(message), status)
@@ -323,16 +344,15 @@ const make = (opts: DockerEngineOptions, agent: Agent): DockerEngineShape => {
             if (size > MAX_ERROR_BODY) refuse(refused(false))
             else chunks.push(chunk)
           })
-          res.on("end", () => settle(Either.left(refused(true))))
+          res.on("end", () => guarded(() => settle(Either.left(refused(true)))))
+          res.on("error", () => settle(Either.left(refused(false))))
+          res.on("close", () => settle(Either.left(refused(false))))
         }
-        // An answer cut off (the connection reset or closed part way).
-        res.on("error", (e) => settle(Either.left(fail(method, path, "BadResponse", e.message))))
-        res.on("close", () => settle(Either.left(fail(method, path, "BadResponse", "the answer ended early"))))
       }
     })
 
   /** The whole answer, but no more than `limit` bytes: a broken or hostile engine cannot make bottle hold more. */
-  const bytes = (method: string, path: string, limit: number) => (): Reader<Buffer> => {
+  const bytes = (method: string, path: string, limit: number): Reader<Buffer> => {
     const chunks: Array<Buffer> = []
     let size = 0
     return {
@@ -346,15 +366,15 @@ const make = (opts: DockerEngineOptions, agent: Agent): DockerEngineShape => {
     }
   }
 
-  /** A JSON answer decoded with `schema` (nothing is decoded without one, or from a 204 or 304). */
+  /** A JSON answer decoded with `schema` (nothing is decoded without one, or from a 204 or 304; any other empty answer is refused). */
   const call = <A, I>(method: "GET" | "POST" | "DELETE", path: string, schema: Schema.Schema<A, I> | undefined, body?: unknown, timeout: Duration.DurationInput = opts.timeout) =>
-    exchange(method, path, body, timeout, () => {
-      const whole = bytes(method, path, MAX_BODY)()
+    exchange(method, path, body, timeout, (status) => {
+      const whole = bytes(method, path, MAX_BODY)
       return {
         data: whole.data,
         end: (): Either.Either<A, DockerError> => {
+          if (schema === undefined || status === 204 || status === 304) return Either.right(undefined as A)
           const text = Either.getOrThrow(whole.end()).toString("utf8")
-          if (schema === undefined || text === "") return Either.right(undefined as A)
           let json: unknown
           try {
             json = JSON.parse(text)
@@ -373,28 +393,33 @@ const make = (opts: DockerEngineOptions, agent: Agent): DockerEngineShape => {
     const path = `/images/create?fromImage=${encodeURIComponent(image)}${tag ? `&tag=${encodeURIComponent(tag)}` : ""}`
     return exchange("POST", path, undefined, opts.pullTimeout, (): Reader<void> => {
       let rest = ""
-      const line = (text: string): DockerError | undefined => {
-        if (text.trim() === "") return undefined
-        let msg: { error?: string; status?: string; progress?: string; id?: string } = {}
-        try { msg = JSON.parse(text) } catch { return undefined }
-        if (msg.error) return fail("POST", path, "NotFound", `cannot pull ${ref}: ${msg.error}`)
-        progress([msg.id, msg.status, msg.progress].filter(Boolean).join(" "))
+      // Characters split across chunks are joined before they are read.
+      const decoder = new StringDecoder("utf8")
+      const text = (s: unknown) => (typeof s === "string" ? s : undefined)
+      const line = (raw: string): DockerError | undefined => {
+        if (raw.trim() === "") return undefined
+        let parsed: unknown
+        try { parsed = JSON.parse(raw) } catch { return undefined }
+        // Only an object is a step of progress: anything else (null, a number) is passed over.
+        if (parsed === null || typeof parsed !== "object") return undefined
+        const msg = parsed as Record<string, unknown>
+        if (msg["error"]) return fail("POST", path, "NotFound", `cannot pull ${ref}: ${String(msg["error"])}`)
+        progress([text(msg["id"]), text(msg["status"]), text(msg["progress"])].filter(Boolean).join(" "))
         return undefined
       }
       return {
         data: (chunk) => {
-          const lines = (rest + chunk.toString("utf8")).split("\n")
+          const lines = (rest + decoder.write(chunk)).split("\n")
           rest = lines.pop() ?? ""
-          // A line without end is still a line: it cannot grow past what one progress step says.
-          if (rest.length > MAX_ERROR_BODY) return fail("POST", path, "BadResponse", `a progress line longer than ${MAX_ERROR_BODY} bytes`)
           for (const l of lines) {
             const refused = line(l)
             if (refused !== undefined) return refused
           }
-          return undefined
+          // A line without end is still a line: it cannot grow past what one progress step says.
+          return rest.length > MAX_ERROR_BODY ? fail("POST", path, "BadResponse", `a progress line longer than ${MAX_ERROR_BODY} characters`) : undefined
         },
         end: () => {
-          const refused = line(rest)
+          const refused = line(rest + decoder.end())
           return refused === undefined ? Either.void : Either.left(refused)
         }
       }
@@ -419,7 +444,7 @@ const make = (opts: DockerEngineOptions, agent: Agent): DockerEngineShape => {
 
   const containerOutput = (id: string, limit: number) => {
     const path = `/containers/${encodeURIComponent(id)}/logs?stdout=true&stderr=true`
-    return exchange("GET", path, undefined, opts.timeout, bytes("GET", path, 2 * limit + 1024 * 1024)).pipe(
+    return exchange("GET", path, undefined, opts.timeout, () => bytes("GET", path, 2 * limit + 1024 * 1024)).pipe(
       Effect.map((b) => demultiplex(b, limit))
     )
   }

@@ -62,8 +62,20 @@ const lstatOf = (path: string) => {
   }
 }
 
-/** True for any entry at the path: a file, a directory, or a symlink, even a dangling one. */
-const present = (path: string) => lstatOf(path) !== undefined
+/**
+ * True for any entry at the path: a file, a directory, or a symlink, even a
+ * dangling one; and true when it cannot be told (a `.preserve` that cannot
+ * be looked at protects its dir: only "there is none" says it is not there).
+ */
+const present = (path: string) => {
+  try {
+    lstatSync(path)
+    return true
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    return code !== "ENOENT" && code !== "ENOTDIR"
+  }
+}
 
 /**
  * Reads the state root with node's synchronous calls: each entry takes a

@@ -100,9 +100,12 @@ const asHostPathError = (path: string) => (e: unknown) => (e instanceof HostPath
 
 /**
  * readBoundedFile's reading, throwing a HostPathError (or node's own error).
- * Synchronous: the files bottle reads are small and bounded, and each
- * call to node's promise API is a trip through its thread pool (a no-op
- * apply of 20 bottles reads 40 files of state: 240 such trips, 30 ms).
+ * Synchronous: each call to node's promise API is a trip through its thread
+ * pool (a no-op apply of 20 bottles reads 40 files of state: 240 such
+ * trips, 30 ms). The price: while a file on a stalled network or FUSE mount
+ * is read, the process waits (as a command that runs under the lock already
+ * does for the lock file); what is read is bounded, at most the limit given
+ * (a skill tree's or the supervisor's few MiB).
  */
 export const readBoundedSync = (path: string, limit: number): Buffer => {
   const before = statSync(path)
