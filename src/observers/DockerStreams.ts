@@ -41,14 +41,24 @@ const target = (endpoint: Endpoint, path: string) => {
     : { host: url.hostname, port: Number(url.port), path: `${url.pathname}${url.search}` }
 }
 
-/** A small JSON request (create, inspect, resize), bounded. */
+/** The most bottle reads of a small JSON answer (an exec's id, its state): a hostile Engine cannot make it hold more. */
+const MAX_JSON_ANSWER = 1024 * 1024
+
+/** A small JSON request (create, inspect, resize), bounded: in size, and in time, answer included. */
 const json = <A>(endpoint: Endpoint, method: string, path: string, body: unknown, timeoutMs: number): Promise<A> =>
   new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body)
     const req = request({ ...target(endpoint, path), method, timeout: timeoutMs, headers: payload !== undefined ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload) } : {} }, (res) => {
       const chunks: Array<Buffer> = []
-      res.on("data", (c: Buffer) => chunks.push(c))
+      let size = 0
+      res.on("data", (c: Buffer) => {
+        size += c.length
+        if (size > MAX_JSON_ANSWER) stop(`the answer is larger than ${MAX_JSON_ANSWER} bytes`)
+        else chunks.push(c)
+      })
+      res.on("error", (e) => stop(e.message))
       res.on("end", () => {
+        clearTimeout(deadline)
         const text = Buffer.concat(chunks).toString("utf8")
         if ((res.statusCode ?? 500) >= 300) {
           let message = text
@@ -58,8 +68,19 @@ const json = <A>(endpoint: Endpoint, method: string, path: string, body: unknown
         try { resolve((text === "" ? undefined : JSON.parse(text)) as A) } catch (e) { reject(fail(endpoint, method, path, `unexpected response: ${(e as Error).message}`, res.statusCode)) }
       })
     })
+    /** Fails the call with `detail` (a later failure changes nothing) and drops the connection. */
+    const stop = (detail: string) => {
+      clearTimeout(deadline)
+      reject(fail(endpoint, method, path, detail))
+      req.destroy()
+    }
+    // The socket's own timeout is for silence; this one bounds an answer that trickles in without end.
+    const deadline = setTimeout(() => stop(`no whole answer within ${timeoutMs / 1000}s`), timeoutMs)
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)))
-    req.on("error", (e) => reject(e instanceof DockerError ? e : fail(endpoint, method, path, e.message)))
+    req.on("error", (e) => {
+      clearTimeout(deadline)
+      reject(e instanceof DockerError ? e : fail(endpoint, method, path, e.message))
+    })
     req.end(payload)
   })
 
