@@ -8,21 +8,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { mkdtempSync } from "node:fs"
-import { createServer, type Server } from "node:http"
+import type { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { DockerEngine, layer, type DockerEngineShape, type DockerError } from "../src/observers/DockerEngine.js"
 import { parseDockerHost, type Endpoint } from "../src/observers/endpoint.js"
-
-const serve = async (handler: Parameters<typeof createServer>[1]): Promise<{ endpoint: Endpoint; server: Server }> => {
-  const socketPath = join(mkdtempSync(join(tmpdir(), "bottle-engine-")), "docker.sock")
-  const server = createServer(handler)
-  await new Promise<void>((r) => server.listen(socketPath, r))
-  return { endpoint: parseDockerHost(`unix://${socketPath}`) as Endpoint, server }
-}
-
-/** Stops the stand-in, dropping connections it left hanging on purpose. */
-const close = (server: Server) => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) })
+import { close, endless, serve } from "./support/standInEngine.js"
 
 describe("DockerEngine client", () => {
   it.live("100 bodiless answers in a row, 8 at a time, all succeed (no socket is kept by an unread answer)", () =>
@@ -118,18 +109,8 @@ describe("DockerEngine client", () => {
 
   it.live("an answer without end fails with BadResponse once it passes the client's 64 MiB limit", () =>
     Effect.gen(function* () {
-      let sent = 0
-      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
-        res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" })
-        const chunk = Buffer.alloc(1024 * 1024, " ")
-        // Writes for as long as the client reads: only the client's limit ends this answer.
-        const pump = () => {
-          while (!res.destroyed && res.write(chunk)) sent += chunk.length
-          if (!res.destroyed) res.once("drain", pump)
-        }
-        res.on("error", () => {})
-        pump()
-      }))
+      const answer = endless(200, 1024 * 1024)
+      const { endpoint, server } = yield* Effect.promise(() => serve(answer.handler))
       const error = yield* Effect.flatMap(DockerEngine, (d) => d.listContainers({})).pipe(
         Effect.provide(layer({ endpoint, timeout: "60 seconds", pullTimeout: "60 seconds" })),
         Effect.flip,
@@ -138,7 +119,7 @@ describe("DockerEngine client", () => {
       expect(error.reason).toBe("BadResponse")
       expect(error.message).toContain(`larger than ${64 * 1024 * 1024} bytes`)
       // It stopped reading near the limit, not after holding the whole stream.
-      expect(sent).toBeLessThan(96 * 1024 * 1024)
+      expect(answer.sent()).toBeLessThan(96 * 1024 * 1024)
     }), 60_000)
 
   it.live("an answer cut off by a reset connection fails at once with BadResponse, not as an unreachable Engine or a timeout", () =>
@@ -171,17 +152,8 @@ describe("DockerEngine client", () => {
 
   it.live("an error answer past 64 KiB is refused with its status, never read whole", () =>
     Effect.gen(function* () {
-      let sent = 0
-      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
-        res.writeHead(404, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" })
-        const chunk = Buffer.alloc(64 * 1024, " ")
-        const pump = () => {
-          while (!res.destroyed && res.write(chunk)) sent += chunk.length
-          if (!res.destroyed) res.once("drain", pump)
-        }
-        res.on("error", () => {})
-        pump()
-      }))
+      const answer = endless(404, 64 * 1024)
+      const { endpoint, server } = yield* Effect.promise(() => serve(answer.handler))
       const error = yield* Effect.flatMap(DockerEngine, (d) => d.inspectContainer("c1")).pipe(
         Effect.provide(layer({ endpoint, timeout: "10 seconds", pullTimeout: "10 seconds" })),
         Effect.flip,
@@ -189,7 +161,7 @@ describe("DockerEngine client", () => {
       )
       expect(error.reason).toBe("NotFound")
       expect(error.message).toContain("HTTP 404")
-      expect(sent).toBeLessThan(16 * 1024 * 1024)
+      expect(answer.sent()).toBeLessThan(16 * 1024 * 1024)
     }), 30_000)
 
   it.live("a pull hands on each progress line, even one split across chunks, and fails on the Engine's error line inside its 200", () =>
