@@ -14,6 +14,7 @@ import { Bottle as BL, Compose, MANAGED_BY } from "../resources/labels.js"
 import type { Names } from "../resources/names.js"
 import { PROBE_SCRIPT, PUBLIC_ADDRESSES, REFUSED_HOST, type ProbeInput, type ProbeProperty } from "../resources/probeScript.js"
 import type { VerifySpec } from "../resources/realise.js"
+import { firstHost, parseCidr } from "../resources/subnets.js"
 
 /** The probe could not run or gave no verdict (not the same as a property failing). */
 export class ProbeError extends Data.TaggedError("ProbeError")<{ readonly target: string; readonly detail: string }> {
@@ -116,9 +117,17 @@ export const verifyFence = (opts: ProbeOptions, spec: VerifySpec, local: boolean
     const nets = yield* docker.listNetworks({ name: [...spec.networks, "bridge"] }).pipe(
       Effect.mapError((e) => new ProbeError({ target: opts.target, detail: e.message }))
     )
+    // Docker 20.10 leaves the default bridge's gateway out of what it tells when it made the bridge itself (its first
+    // start); the host is on that bridge all the same, at the subnet's first address. A network of bottle's own that
+    // names no gateway has none (an internal one: the host keeps no address there, and a container may hold that one).
+    const gatewayOf = (network: string) => (c: { readonly Subnet?: string | undefined; readonly Gateway?: string | undefined }): ReadonlyArray<string> => {
+      if (c.Gateway !== undefined && c.Gateway !== "" && c.Gateway !== "<nil>") return [c.Gateway]
+      const cidr = network === "bridge" && c.Subnet !== undefined ? parseCidr(c.Subnet) : "not the default bridge"
+      return typeof cidr === "string" ? [] : [firstHost(cidr)]
+    }
     const gateways = nets
       .filter((n) => [...spec.networks, "bridge"].includes(n.Name))
-      .flatMap((n) => (n.IPAM?.Config ?? []).flatMap((c) => (c.Gateway !== undefined && c.Gateway !== "" && c.Gateway !== "<nil>" ? [c.Gateway] : [])))
+      .flatMap((n) => (n.IPAM?.Config ?? []).flatMap(gatewayOf(n.Name)))
     return yield* withHostListener((port, hits) =>
       Effect.gen(function* () {
         const ports = local && port > 0 ? [port] : [22, 80, 443, 2375]

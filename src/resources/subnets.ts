@@ -51,6 +51,8 @@ export const overlaps = (a: Cidr, b: Cidr) => a.base < b.base + size(b) && b.bas
 
 /** The last address a container can have in a subnet (below the broadcast address). */
 export const lastHost = (c: Cidr, back = 0) => numberToIp(c.base + size(c) - 2 - back)
+/** The address an Engine gives a network's gateway when none is named: the subnet's first host. */
+export const firstHost = (c: Cidr) => numberToIp(c.base + 1)
 
 /**
  * Up to `count` free /28s for the network named `key`, in the order to try
