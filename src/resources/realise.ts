@@ -5,6 +5,7 @@
  */
 import type { DesiredBottle } from "./desired.js"
 import { EGRESS_ADDON, EGRESS_ADDON_FILE, EGRESS_POLICY_FILE, type EgressPolicy } from "./egressAddon.js"
+import { EGRESS_LAUNCH, EGRESS_LAUNCH_COMMAND, EGRESS_LAUNCH_FILE } from "./egressLaunch.js"
 import { parseAllowList, type AllowRule } from "./egressRules.js"
 import { PROBE_SCRIPT } from "./probeScript.js"
 import type { NetworkFacts } from "./fence.js"
@@ -228,6 +229,7 @@ const egressFiles = (b: DesiredBottle, rules: ReadonlyArray<AllowRule>): Record<
   if (rules.length === 0) return {}
   if (b.egressProxy === "pipelock") return { "egress/pipelock.yaml": { content: renderPipelockConfig(b, rules), mode: PUBLIC } }
   return {
+    [`egress/${EGRESS_LAUNCH_FILE}`]: { content: EGRESS_LAUNCH, mode: PRIVATE },
     [`egress/${EGRESS_ADDON_FILE}`]: { content: EGRESS_ADDON, mode: PRIVATE },
     [`egress/${EGRESS_POLICY_FILE}`]: { content: `${JSON.stringify(renderEgressPolicy(b, rules), null, 2)}\n`, mode: PRIVATE },
     ...Object.fromEntries(injected(b).map((x) => [`egress/${SECRETS_DIR}/${x.name}`, { content: x.value, mode: PRIVATE, secret: x.name }]))
@@ -361,19 +363,22 @@ export const egressContainer = (b: DesiredBottle, ctx: RealiseContext, stateDir:
   }
   const cmd = [
     "--quiet", "--mode", "regular", "--listen-host", "0.0.0.0", "--listen-port", String(EGRESS_PORT),
-    // Nothing is connected before the addon has decided. Its confdir is tmpfs: the bottle's CA is copied in at start
-    // (from the read-only config), or, for a bottle whose TLS is never opened, mitmproxy makes one it never uses.
+    // Nothing is connected before the addon has decided. Its confdir is tmpfs: the launcher copies the bottle's CA in
+    // at start (from the read-only config), or, for a bottle whose TLS is never opened, makes one nothing uses.
     "--set", "connection_strategy=lazy", "--set", "confdir=/tmp/mitmproxy",
     ...(stateDir.upstreamTrust.length > 0 ? ["--set", `ssl_verify_upstream_trusted_ca=/config/${GENERATED_FILES.upstream.slice("egress/".length)}`] : []),
     "-s", `/config/${EGRESS_ADDON_FILE}`
   ]
   return {
     ...common,
-    ...(stateDir.ca
-      ? { Entrypoint: ["sh", "-c", `mkdir -p /tmp/mitmproxy && cp /config/${GENERATED_FILES.caKey.slice("egress/".length)} /tmp/mitmproxy/ && exec mitmdump "$@"`, "mitmdump"], Cmd: cmd }
-      : { Entrypoint: ["mitmdump"], Cmd: cmd }),
+    Entrypoint: [...EGRESS_LAUNCH_COMMAND],
+    Cmd: cmd,
     User: ctx.proxyUser,
-    Env: [`BOTTLE_EGRESS_CONFIG_HASH=${configHash}`, `BOTTLE_EGRESS_POLICY=/config/${EGRESS_POLICY_FILE}`, "HOME=/tmp"]
+    Env: [
+      `BOTTLE_EGRESS_CONFIG_HASH=${configHash}`, `BOTTLE_EGRESS_POLICY=/config/${EGRESS_POLICY_FILE}`, "HOME=/tmp",
+      // The bottle's own CA, copied into the confdir at start (the launcher makes one nothing uses otherwise).
+      ...(stateDir.ca ? [`BOTTLE_EGRESS_CA=/config/${GENERATED_FILES.caKey.slice("egress/".length)}`] : [])
+    ]
   }
 }
 

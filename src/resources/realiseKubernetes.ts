@@ -16,6 +16,7 @@
 import { createHash } from "node:crypto"
 import type { DesiredBottle } from "./desired.js"
 import { EGRESS_ADDON, EGRESS_ADDON_FILE, EGRESS_POLICY_FILE } from "./egressAddon.js"
+import { EGRESS_LAUNCH, EGRESS_LAUNCH_COMMAND, EGRESS_LAUNCH_FILE } from "./egressLaunch.js"
 import { parseAllowList } from "./egressRules.js"
 import { hashOf } from "./hash.js"
 import { PROBE_SCRIPT, probeImageFor, PUBLIC_ADDRESSES, REFUSED_HOST, type ProbeInput } from "./probeScript.js"
@@ -281,6 +282,7 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
     const data: Record<string, string> = b.egressProxy === "pipelock"
       ? { "pipelock.yaml": renderPipelockConfig(b, rules) }
       : {
+        [EGRESS_LAUNCH_FILE]: EGRESS_LAUNCH,
         [EGRESS_ADDON_FILE]: EGRESS_ADDON,
         [EGRESS_POLICY_FILE]: `${JSON.stringify(renderEgressPolicy(b, rules), null, 2)}\n`,
         ...(upstream !== "" ? { "upstream-ca.pem": upstream } : {})
@@ -326,17 +328,18 @@ export const realiseKubernetes = (b: DesiredBottle, ctx: KubernetesContext): Kub
         ...(upstream !== "" ? ["--set", "ssl_verify_upstream_trusted_ca=/config/upstream-ca.pem"] : []),
         "-s", `/config/${EGRESS_ADDON_FILE}`
       ]
-    const command = b.egressProxy === "pipelock"
-      ? undefined
-      : ctx.ca !== undefined && injected.length > 0
-        ? ["sh", "-c", "mkdir -p /tmp/mitmproxy && cp /config/ca/mitmproxy-ca.pem /tmp/mitmproxy/ && exec mitmdump \"$@\"", "mitmdump"]
-        : ["mitmdump"]
+    const command = b.egressProxy === "pipelock" ? undefined : [...EGRESS_LAUNCH_COMMAND]
+    const withCa = b.egressProxy === "mitmproxy" && ctx.ca !== undefined && injected.length > 0
     const container = {
       name: "egress",
       image,
       ...(command !== undefined ? { command } : {}),
       args,
-      env: [{ name: "HOME", value: "/tmp" }, ...(b.egressProxy === "mitmproxy" ? [{ name: "BOTTLE_EGRESS_POLICY", value: `/config/${EGRESS_POLICY_FILE}` }] : [])],
+      env: [
+        { name: "HOME", value: "/tmp" },
+        ...(b.egressProxy === "mitmproxy" ? [{ name: "BOTTLE_EGRESS_POLICY", value: `/config/${EGRESS_POLICY_FILE}` }] : []),
+        ...(withCa ? [{ name: "BOTTLE_EGRESS_CA", value: "/config/ca/mitmproxy-ca.pem" }] : [])
+      ],
       ports: [{ name: "proxy", containerPort: EGRESS_PORT, protocol: "TCP" }],
       readinessProbe: { tcpSocket: { port: EGRESS_PORT }, periodSeconds: 2 },
       resources: { limits: { memory: "256Mi", cpu: "1" }, requests: { memory: "64Mi", cpu: "50m" } },

@@ -20,7 +20,7 @@ import { connect, get, shJobs, statusOf, throughProxy, TLS_CLIENT_SCRIPT, UPSTRE
 const available = engineAvailable()
 
 /** Every name the upstream answers to on the egress network: listed or not, it is the proxy that decides. */
-const UPSTREAM_NAMES = ["allowed.test", "evilallowed.test", "allowed.test.evil.test", "a.wild.test", "x.y.wild.test", "wild.test", "port.test", "case.test"]
+const UPSTREAM_NAMES = ["allowed.test", "evilallowed.test", "allowed.test.evil.test", "a.wild.test", "x.y.wild.test", "wild.test", "port.test", "case.test", "mitm.it"]
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -63,7 +63,7 @@ describe.skipIf(!available)("egress through the real mitmproxy", () => {
     const file = join(specs, "fenced.yaml")
     writeFileSync(
       file,
-      `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: fenced }\nspec:\n  image: ${AGENT_IMAGE}\n  egress: { allow: [allowed.test, "*.wild.test", "port.test:8443", "Case.Test"] }\n`
+      `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: fenced }\nspec:\n  image: ${AGENT_IMAGE}\n  egress: { allow: [allowed.test, "*.wild.test", "port.test:8443", "Case.Test", mitm.it] }\n`
     )
     const r = bottle(env, "apply", "-f", file, "--yes")
     if (r.status !== 0) throw new Error(`apply exited ${r.status}:\n${r.stdout}${r.stderr}`)
@@ -95,6 +95,14 @@ describe.skipIf(!available)("egress through the real mitmproxy", () => {
     expectRefused(suffixed, "a request", "allowed.test.evil.test:80")
     // A listed host in the URL does not carry an unlisted one in the Host header.
     expectRefused(fronted, "a request", "evilallowed.test:80")
+  })
+
+  it("serves nothing of its own: mitm.it, listed, is its upstream's, not mitmproxy's onboarding page", async () => {
+    // bottle's launcher leaves mitmproxy's onboarding app out (stock mitmdump answers http://mitm.it/ itself, with its
+    // CA and install pages); and it started the lean way, without falling back to mitmdump as it is.
+    const [page] = await ask(get("http://mitm.it/"))
+    expect(page).toEqual({ status: 200, body: "upstream answered mitm.it" })
+    expect(proxyLog().filter((l) => l["event"] === "launcher")).toEqual([])
   })
 
   it("lets *.wild.test reach subdomains at any depth but not wild.test itself", async () => {

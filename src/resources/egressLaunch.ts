@@ -1,0 +1,159 @@
+/**
+ * How bottle starts mitmproxy: `python3 /config/bottle_launch.py <mitmdump's
+ * arguments>`, a launcher bottle writes beside its addon.
+ *
+ * mitmdump's own start loads every default addon, the onboarding app (Flask,
+ * Werkzeug, Jinja) and proxy authentication (passlib, ldap3) among them, and
+ * makes an RSA-2048 CA: measured on Debian's mitmproxy 8.1, 1.1-1.6 s of CPU
+ * before the proxy answers, of which those three are about two thirds. A
+ * bottle's proxy serves no onboarding page, asks for no proxy
+ * authentication, and opens TLS only for hosts it injects a secret into, with
+ * the bottle's own CA. So the launcher
+ * - puts two small addons in place of those two modules, registering the
+ *   options mitmdump's command line names (setting `proxyauth` is refused);
+ * - gives mitmproxy its CA before it starts: the bottle's own
+ *   (`BOTTLE_EGRESS_CA`), or else a P-256 one made in a millisecond, which
+ *   nothing uses (the TLS of every host without a secret passes through
+ *   unopened);
+ * - runs mitmdump's own main with the same arguments.
+ * If that ends in an error before the proxy runs (a mitmproxy release the
+ * stand-ins do not fit), it says so in one JSON line and starts mitmdump
+ * itself, unchanged (a CA the launcher made is taken back first: mitmproxy
+ * makes its own, as before).
+ *
+ * Written for mitmproxy 8.1 (Debian's) and 12 (the published image) alike:
+ * both import the two modules from `mitmproxy.addons` and read the same
+ * options of them.
+ */
+export const EGRESS_LAUNCH_FILE = "bottle_launch.py"
+
+/** The command that starts bottle's mitmproxy, given mitmdump's arguments. */
+export const EGRESS_LAUNCH_COMMAND = ["python3", `/config/${EGRESS_LAUNCH_FILE}`] as const
+
+export const EGRESS_LAUNCH = String.raw`# Written by bottle: starts its egress proxy. Rewritten on every apply; do not edit.
+import datetime
+import json
+import os
+import sys
+import types
+import typing
+
+# What the stand-ins saw: made by mitmproxy, and the proxy running.
+seen = {"made": False, "running": False}
+
+
+def log(event, **fields):
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    print(json.dumps({"time": now, "event": event, **fields}), flush=True)
+
+
+def stand_ins():
+    from mitmproxy import ctx, exceptions
+
+    class Onboarding:
+        name = "onboarding"
+
+        def __init__(self):
+            seen["made"] = True
+
+        def load(self, loader):
+            loader.add_option("onboarding", bool, False, "Not in bottle's proxy.")
+            loader.add_option("onboarding_host", str, "mitm.it", "Not in bottle's proxy.")
+
+    class ProxyAuth:
+        name = "proxyauth"
+
+        def __init__(self):
+            seen["made"] = True
+
+        def load(self, loader):
+            loader.add_option("proxyauth", typing.Optional[str], None, "Not in bottle's proxy.")
+
+        def configure(self, updated):
+            if "proxyauth" in updated and ctx.options.proxyauth:
+                raise exceptions.OptionsError("proxyauth is not in bottle's proxy")
+
+        def running(self):
+            seen["running"] = True
+
+    for module, cls in (("onboarding", Onboarding), ("proxyauth", ProxyAuth)):
+        m = types.ModuleType("mitmproxy.addons." + module)
+        setattr(m, cls.__name__, cls)
+        sys.modules[m.__name__] = m
+
+
+def confdir(args):
+    for a, b in zip(args, args[1:]):
+        if a == "--set" and b.startswith("confdir="):
+            return os.path.expanduser(b[len("confdir="):])
+    return os.path.expanduser("~/.mitmproxy")
+
+
+def give_ca(directory):
+    """Puts the CA in place; returns the file when this launcher made it (a fallback removes it)."""
+    path = os.path.join(directory, "mitmproxy-ca.pem")
+    os.makedirs(directory, exist_ok=True)
+    old = os.umask(0o077)
+    try:
+        given = os.environ.get("BOTTLE_EGRESS_CA")
+        if given:
+            with open(given, "rb") as f, open(path, "wb") as out:
+                out.write(f.read())
+            return None
+        if os.path.exists(path):
+            return None
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bottle egress, never used"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bottle")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=2)).not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        with open(path + ".tmp", "wb") as out:
+            out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+            out.write(cert.public_bytes(serialization.Encoding.PEM))
+        os.replace(path + ".tmp", path)
+        return path
+    except Exception as e:
+        if os.environ.get("BOTTLE_EGRESS_CA"):
+            raise
+        log("launcher", detail="mitmproxy makes its own CA: " + repr(e)[:300])
+        return None
+    finally:
+        os.umask(old)
+
+
+def main():
+    args = sys.argv[1:]
+    made = give_ca(confdir(args))
+    failure = None
+    try:
+        stand_ins()
+        from mitmproxy.tools.main import mitmdump
+
+        sys.argv[0] = "mitmdump"
+        code = mitmdump(args)
+    except SystemExit as e:
+        code = e.code
+    except Exception as e:
+        code, failure = 1, e
+    if seen["running"] or (failure is None and (code in (None, 0) or not seen["made"])):
+        if failure is not None:
+            raise failure
+        return code
+    log("launcher", detail="mitmdump starts as it is: the lean start ended before the proxy ran (%s)" % (repr(failure)[:300] if failure else "exit %s" % code))
+    if made is not None:
+        os.remove(made)
+    os.execvp("mitmdump", ["mitmdump", *args])
+
+
+sys.exit(main())
+`
