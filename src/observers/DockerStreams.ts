@@ -211,6 +211,71 @@ export const streamLogs = (endpoint: Endpoint, container: string, opts: LogOptio
     return Effect.sync(() => req.destroy())
   })
 
+/** How following a log for one line ended: the line came, the log ended (the container stopped), or time ran out. */
+export interface LogWait {
+  readonly outcome: "seen" | "ended" | "timeout"
+  /** The last lines read (at most five, each at most 1000 characters), for a message. */
+  readonly last: ReadonlyArray<string>
+}
+
+/**
+ * Follows a container's log from `since` (a UNIX time, `seconds.nanoseconds`, on the Engine's clock) until a
+ * line `wanted` accepts comes, the log ends, or `boundMs` passes. Holds at most 64 KiB of an unfinished line:
+ * whatever the container writes, its log cannot fill this process.
+ */
+export const awaitLogLine = (endpoint: Endpoint, container: string, since: string, wanted: (line: string) => boolean, boundMs: number): Effect.Effect<LogWait, DockerError> =>
+  Effect.async<LogWait, DockerError>((resume) => {
+    const q = new URLSearchParams({ stdout: "true", stderr: "true", follow: "true", timestamps: "false", since })
+    const path = `/containers/${encodeURIComponent(container)}/logs?${q.toString()}`
+    const last: Array<string> = []
+    let done = false
+    const finish = (result: Effect.Effect<LogWait, DockerError>) => {
+      if (done) return
+      done = true
+      clearTimeout(deadline)
+      req.destroy()
+      resume(result)
+    }
+    const lines = () => {
+      let partial = ""
+      return new Writable({
+        write(c: Buffer, _e, next) {
+          const parts = (partial + c.toString("utf8")).split("\n")
+          partial = (parts.pop() ?? "").slice(-64 * 1024)
+          for (const line of parts) {
+            last.push(line.slice(0, 1000))
+            if (last.length > 5) last.shift()
+            if (wanted(line)) finish(Effect.succeed({ outcome: "seen", last }))
+          }
+          next()
+        }
+      })
+    }
+    const req = request({ ...target(endpoint, path), method: "GET" }, (res) => {
+      if ((res.statusCode ?? 500) >= 300) {
+        const chunks: Array<Buffer> = []
+        res.on("data", (c: Buffer) => { if (chunks.length < 64) chunks.push(c) })
+        res.on("end", () => {
+          let message = Buffer.concat(chunks).toString("utf8")
+          try { message = (JSON.parse(message) as { message?: string }).message ?? message } catch { /* plain text */ }
+          finish(Effect.fail(fail(endpoint, "GET", path, message.trim().slice(0, 1000), res.statusCode)))
+        })
+        return
+      }
+      res.on("data", demultiplexer(lines(), lines()))
+      res.on("end", () => finish(Effect.succeed({ outcome: "ended", last })))
+      res.on("error", (e) => finish(Effect.fail(fail(endpoint, "GET", path, e.message))))
+    })
+    const deadline = setTimeout(() => finish(Effect.succeed({ outcome: "timeout", last })), boundMs)
+    req.on("error", (e) => finish(Effect.fail(fail(endpoint, "GET", path, e.message))))
+    req.end()
+    return Effect.sync(() => {
+      done = true
+      clearTimeout(deadline)
+      req.destroy()
+    })
+  })
+
 /**
  * Builds an image from a tar of its context (`POST /build`), handing each
  * line of progress to `progress`; the Engine reports a failed build inside

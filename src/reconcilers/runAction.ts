@@ -11,7 +11,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { DockerEngine, type DockerError } from "../observers/DockerEngine.js"
 import type { Endpoint } from "../observers/endpoint.js"
-import { buildImage, execCapture } from "../observers/DockerStreams.js"
+import { awaitLogLine, buildImage, execCapture } from "../observers/DockerStreams.js"
 import { KubeApi, refOf, type KubeApiShape, type KubeError } from "../observers/KubeApi.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
 import { Applyset } from "../resources/realiseKubernetes.js"
@@ -196,13 +196,38 @@ export const makeRunner = (opts: RunnerOptions) =>
 
 
     /**
-     * Waits until a proxy answers, asking from inside it (an exec in its own image, no container of
-     * its own), for up to the ready timeout; returns how long that took.
+     * Waits until a proxy answers, for up to the ready timeout; returns how long that took. A proxy that
+     * says so in its log is heard there (its log since it last started: a line of an earlier start is not
+     * this one's); one that stops first, or says nothing in time, has failed. Otherwise, or where the log
+     * cannot be read (a logging driver without reading), it is asked from inside (an exec in its own image,
+     * no container of its own).
      */
     const becomeReady = (target: string, ready: ReadySpec) =>
       Effect.gen(function* () {
         const started = Date.now()
         const bound = opts.readySeconds * 1000
+        if (ready.event !== undefined) {
+          const event = ready.event
+          const heard = yield* Effect.either(Effect.gen(function* () {
+            const c = yield* docker.inspectContainer(target)
+            const at = c.State?.StartedAt !== undefined ? Date.parse(c.State.StartedAt) : NaN
+            if (!(at > 0)) return yield* Effect.fail(new ProbeError({ target, detail: "the Engine gave no start time" }))
+            return yield* awaitLogLine(opts.endpoint, target, `${Math.floor(at / 1000)}.${String(at % 1000).padStart(3, "0")}000000`, (line) => saysEvent(line, event), bound)
+          }))
+          if (Either.isRight(heard)) {
+            const { outcome, last } = heard.right
+            if (outcome === "seen") return Date.now() - started
+            const said = last.filter((l) => l.trim() !== "").slice(-2).join(" | ").slice(0, 300)
+            return yield* Effect.fail(new ProbeError({
+              target,
+              detail: outcome === "ended"
+                ? `stopped before it answered on port ${ready.port}${said !== "" ? ` (${said})` : ""}`
+                : `nothing answered on port ${ready.port} within ${opts.readySeconds}s${said !== "" ? ` (${said})` : ""}`
+            }))
+          }
+          if (heard.left._tag === "DockerError" && heard.left.reason === "NotFound") return yield* Effect.fail(heard.left)
+          opts.log(`${target}: its log cannot be read (${heard.left.message.slice(0, 200)}); asking it from inside`)
+        }
         for (;;) {
           const left = bound - (Date.now() - started)
           const r = yield* execCapture(opts.endpoint, target, ready.check, Math.max(left, 1000), 30_000)
@@ -433,6 +458,17 @@ export const writeVerdict = async (stateDir: string, verdict: Verdict): Promise<
   const tmp = `${stateDir}/${VERIFY_FILE}.tmp-${process.pid}`
   await writeFile(tmp, `${JSON.stringify(verdict, null, 2)}\n`, { mode: 0o644 })
   await rename(tmp, `${stateDir}/${VERIFY_FILE}`)
+}
+
+/** Whether a log line is the JSON line of `event` (`{"event": "ready", …}`). */
+const saysEvent = (line: string, event: string): boolean => {
+  if (!line.includes(event)) return false
+  try {
+    const v = JSON.parse(line) as unknown
+    return typeof v === "object" && v !== null && (v as { event?: unknown }).event === event
+  } catch {
+    return false
+  }
 }
 
 /** A small file's text, or undefined when it is missing or not a regular file. */

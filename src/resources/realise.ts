@@ -46,8 +46,10 @@ export interface NetworkSpec {
 }
 
 /**
- * A readiness check, run in the container itself (an exec: no container of
- * its own) before what depends on it starts.
+ * A readiness check before what depends on a proxy starts: the line the proxy
+ * prints once it answers, read from its log since it started; or, where there
+ * is no such line or its log cannot be read, a check run in the container
+ * itself (an exec: no container of its own).
  */
 export interface ReadySpec {
   /** The port that must accept a connection (and answer HTTP). */
@@ -56,13 +58,20 @@ export interface ReadySpec {
   readonly check: ReadonlyArray<string>
   /** Run the check again until it succeeds (pipelock's one-shot healthcheck); otherwise it waits itself. */
   readonly repeat: boolean
+  /** The `event` of the JSON line the proxy prints once it listens (bottle's mitmproxy addon: `ready`, from mitmproxy's running hook). */
+  readonly event?: string
 }
 
-/** How to tell a proxy answers, from inside it: mitmproxy's image has python3 (the probe waits itself); pipelock's has its own healthcheck. */
+/**
+ * How to tell a proxy answers. mitmproxy: bottle's addon says so in its log once mitmproxy runs its servers
+ * (nothing to start in the container: at ten bottles starting at once, an exec of python each was a tenth of
+ * the machine's work besides the proxies'), and where the log cannot be read, the probe script, run inside it,
+ * waits itself (the image has python3). pipelock: its own healthcheck, again and again.
+ */
 export const readyCheck = (proxy: DesiredBottle["egressProxy"], port = EGRESS_PORT): ReadySpec =>
   proxy === "pipelock"
     ? { port, check: ["/pipelock", "healthcheck", "--addr", `127.0.0.1:${port}`], repeat: true }
-    : { port, check: ["python3", "-c", PROBE_SCRIPT, JSON.stringify({ mode: "ready", port, deadline: 60 })], repeat: false }
+    : { port, check: ["python3", "-c", PROBE_SCRIPT, JSON.stringify({ mode: "ready", port, deadline: 60 })], repeat: false, event: "ready" }
 
 /** Engine API `POST /containers/create` body, as far as bottle sets it. */
 export interface ContainerBody {

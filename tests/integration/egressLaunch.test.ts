@@ -2,7 +2,8 @@
  * bottle's mitmproxy launcher (src/resources/egressLaunch.ts) in Debian's real
  * mitmproxy: the lean start, and what it does when that start does not fit
  * the mitmproxy it meets (mitmdump as it is, with the same addon and policy,
- * so the fence is the same, only slower to come up).
+ * so the fence is the same, only slower to come up). And a proxy that stops
+ * before it answers: apply hears it in its log, at once.
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -10,7 +11,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { EGRESS_ADDON, EGRESS_ADDON_FILE, EGRESS_POLICY_FILE } from "../../src/resources/egressAddon.js"
 import { EGRESS_LAUNCH, EGRESS_LAUNCH_FILE } from "../../src/resources/egressLaunch.js"
-import { AGENT_IMAGE, bodyOf, docker, dockerOk, EGRESS_IMAGE, engineAvailable, ensureTestImages, uniquePrefix } from "../support/docker.js"
+import { AGENT_IMAGE, bodyOf, bottle, docker, dockerOk, EGRESS_IMAGE, engineAvailable, ensureTestImages, scrub, uniquePrefix } from "../support/docker.js"
 import { get, shJobs, statusOf } from "../support/egressPeers.js"
 
 const available = engineAvailable()
@@ -63,5 +64,41 @@ describe.skipIf(!available)("bottle's mitmproxy launcher", () => {
     // mitmdump as it is made its own CA: the launcher took back the one it had made.
     const ca = docker("exec", name, "python3", "-c", "import sys; sys.stdout.write(open('/tmp/mitmproxy/mitmproxy-ca.pem').read())")
     expect(ca).toContain("BEGIN RSA PRIVATE KEY")
+  })
+})
+
+describe.skipIf(!available)("a proxy that stops before it answers", () => {
+  const prefix = uniquePrefix("dead")
+  const home = mkdtempSync(join(tmpdir(), "bottle-home-"))
+  const dir = mkdtempSync(join(tmpdir(), "bottle-dead-"))
+  const image = `${prefix}-dead-mitmproxy:latest`
+  const env = { BOTTLE_PREFIX: prefix, BOTTLE_HOME: home, BOTTLE_SMOLVM: "/nonexistent/smolvm", BOTTLE_READY_TIMEOUT: "60" }
+
+  beforeAll(() => {
+    ensureTestImages()
+    // Its proxy says why it cannot start and exits; the probe (python3 -c) still runs.
+    writeFileSync(join(dir, "Dockerfile"), `FROM ${EGRESS_IMAGE}\nCOPY python3 /usr/local/bin/python3\n`)
+    writeFileSync(join(dir, "python3"), `#!/bin/sh\nif [ "$1" = /config/${EGRESS_LAUNCH_FILE} ]; then echo "bottle-test: this proxy cannot start" >&2; exit 3; fi\nexec /usr/bin/python3 "$@"\n`, { mode: 0o755 })
+    docker("build", "-q", "-t", image, dir)
+  })
+  afterAll(() => {
+    bottle(env, "reconcile", "--prune", "--yes")
+    scrub(prefix)
+    dockerOk("rmi", image)
+    rmSync(home, { recursive: true, force: true })
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it("fails its start at once, with what it said; its agent is never started", () => {
+    const spec = join(dir, "d.yaml")
+    writeFileSync(spec, `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: d }\nspec:\n  image: ${AGENT_IMAGE}\n  egress: { allow: [api.anthropic.com] }\n  sidecars: { egress: { image: "${image}" } }\n`)
+    const started = Date.now()
+    const r = bottle(env, "apply", "-f", spec)
+    expect(r.status, r.stdout + r.stderr).toBe(1)
+    // Within far less than the 60 s a proxy may take: its end is heard, not waited out.
+    expect(Date.now() - started).toBeLessThan(30_000)
+    expect(r.stdout).toMatch(/FAILED StartContainer \S+-d-egress-1: .*stopped before it answered on port 8888 \(bottle-test: this proxy cannot start\)/)
+    expect(r.stdout).toMatch(/skipped StartContainer \S+-d-agent-1/)
+    expect(docker("inspect", "--format", "{{.State.Running}}", `${prefix}-d-agent-1`)).toBe("false")
   })
 })
