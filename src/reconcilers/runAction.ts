@@ -217,12 +217,13 @@ export const makeRunner = (opts: RunnerOptions) =>
           if (Either.isRight(heard)) {
             const { outcome, last } = heard.right
             if (outcome === "seen") return Date.now() - started
-            const said = last.filter((l) => l.trim() !== "").slice(-2).join(" | ").slice(0, 300)
+            // A proxy restarted by its policy says the same again: each line once.
+            const said = [...new Set(last.filter((l) => l.trim() !== ""))].slice(-2).join(" | ").slice(0, 300)
             return yield* Effect.fail(new ProbeError({
               target,
               detail: outcome === "ended"
                 ? `stopped before it answered on port ${ready.port}${said !== "" ? ` (${said})` : ""}`
-                : `nothing answered on port ${ready.port} within ${opts.readySeconds}s${said !== "" ? ` (${said})` : ""}`
+                : `no '${event}' line in its log within ${opts.readySeconds}s: it is not answering on port ${ready.port} as bottle's proxy${said !== "" ? ` (it said: ${said})` : ""}`
             }))
           }
           if (heard.left._tag === "DockerError" && heard.left.reason === "NotFound") return yield* Effect.fail(heard.left)
