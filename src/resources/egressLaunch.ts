@@ -3,14 +3,16 @@
  * arguments>`, a launcher bottle writes beside its addon.
  *
  * mitmdump's own start loads every default addon, the onboarding app (Flask,
- * Werkzeug, Jinja) and proxy authentication (passlib, ldap3) among them, and
- * makes an RSA-2048 CA: measured on Debian's mitmproxy 8.1, 1.1-1.6 s of CPU
- * before the proxy answers, of which those three are about two thirds. A
- * bottle's proxy serves no onboarding page, asks for no proxy
- * authentication, and opens TLS only for hosts it injects a secret into, with
- * the bottle's own CA. So the launcher
- * - puts two small addons in place of those two modules, registering the
- *   options mitmdump's command line names (setting `proxyauth` is refused);
+ * Werkzeug, Jinja), proxy authentication (passlib, ldap3), local mapping
+ * (Werkzeug) and the flow printer (every content view) among them, and makes
+ * an RSA-2048 CA: measured on Debian's mitmproxy 8.1, 1.1-1.6 s of CPU before
+ * the proxy answers, of which those are about three quarters. A bottle's
+ * proxy serves no onboarding page, asks for no proxy authentication, maps
+ * nothing to local files, prints no flows (`--quiet`), and opens TLS only for
+ * hosts it injects a secret into, with the bottle's own CA. So the launcher
+ * - puts small stand-ins in place of those four addons' modules, registering
+ *   the options mitmdump's command line and main read (a value set for
+ *   `proxyauth` or `map_local` is refused);
  * - gives mitmproxy its CA before it starts: the bottle's own
  *   (`BOTTLE_EGRESS_CA`), or else a P-256 one made in a millisecond, which
  *   nothing uses (the TLS of every host without a secret passes through
@@ -22,8 +24,8 @@
  * makes its own, as before).
  *
  * Written for mitmproxy 8.1 (Debian's) and 12 (the published image) alike:
- * both import the two modules from `mitmproxy.addons` and read the same
- * options of them.
+ * both import the four modules from `mitmproxy.addons` under these names and
+ * read the same options of them.
  */
 export const EGRESS_LAUNCH_FILE = "bottle_launch.py"
 
@@ -48,37 +50,39 @@ def log(event, **fields):
 
 
 def stand_ins():
+    """Puts stand-ins in place of the modules of addons bottle's proxy never uses, registering the options mitmdump reads."""
+    from collections.abc import Sequence
     from mitmproxy import ctx, exceptions
 
-    class Onboarding:
-        name = "onboarding"
+    # module, addon class, its options (name, type, default), and whether a value set for them is refused.
+    table = (
+        ("onboarding", "Onboarding", (("onboarding", bool, False), ("onboarding_host", str, "mitm.it")), False),
+        ("proxyauth", "ProxyAuth", (("proxyauth", typing.Optional[str], None),), True),
+        ("maplocal", "MapLocal", (("map_local", Sequence[str], []),), True),
+        ("dumper", "Dumper", (("flow_detail", int, 1), ("dumper_default_contentview", str, "auto"), ("dumper_filter", typing.Optional[str], None)), False),
+    )
+    for module, name, options, refused in table:
 
-        def __init__(self):
-            seen["made"] = True
+        class StandIn:
+            def __init__(self, *args, **kwargs):
+                seen["made"] = True
 
-        def load(self, loader):
-            loader.add_option("onboarding", bool, False, "Not in bottle's proxy.")
-            loader.add_option("onboarding_host", str, "mitm.it", "Not in bottle's proxy.")
+            def load(self, loader, options=options):
+                for option, kind, default in options:
+                    loader.add_option(option, kind, default, "Not in bottle's proxy.")
 
-    class ProxyAuth:
-        name = "proxyauth"
+            def configure(self, updated, options=options, refused=refused):
+                for option, _, _ in options:
+                    if refused and option in updated and getattr(ctx.options, option):
+                        raise exceptions.OptionsError(option + " is not in bottle's proxy")
 
-        def __init__(self):
-            seen["made"] = True
+            def running(self):
+                seen["running"] = True
 
-        def load(self, loader):
-            loader.add_option("proxyauth", typing.Optional[str], None, "Not in bottle's proxy.")
-
-        def configure(self, updated):
-            if "proxyauth" in updated and ctx.options.proxyauth:
-                raise exceptions.OptionsError("proxyauth is not in bottle's proxy")
-
-        def running(self):
-            seen["running"] = True
-
-    for module, cls in (("onboarding", Onboarding), ("proxyauth", ProxyAuth)):
+        StandIn.__name__ = StandIn.__qualname__ = name
+        StandIn.name = module
         m = types.ModuleType("mitmproxy.addons." + module)
-        setattr(m, cls.__name__, cls)
+        setattr(m, name, StandIn)
         sys.modules[m.__name__] = m
 
 

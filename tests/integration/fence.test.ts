@@ -165,12 +165,13 @@ describe.skipIf(!available)("the fence, as observed", () => {
   })
 
   it("a fence that fails at apply stops the agent: exit 1 naming the property, never left running unfenced", () => {
-    // A proxy image whose mitmproxy lets everything through (bottle's addon is dropped on the way to python, which bottle's
-    // launcher and mitmdump alike run): the agent's only way out is open.
+    // A proxy image that says it is ready and lets everything through: bottle's addon is swapped, on the way to python
+    // (which bottle's launcher and mitmdump alike run), for one that only prints the ready line. The agent's way out is open.
     const openImage = `${prefix}-open-mitmproxy:latest`
     const ctx = mkdtempSync(join(tmpdir(), "bottle-open-"))
-    writeFileSync(join(ctx, "Dockerfile"), `FROM ${EGRESS_IMAGE}\nCOPY python3 /usr/local/bin/python3\n`)
-    writeFileSync(join(ctx, "python3"), "#!/bin/sh\n# drops -s ADDON: an open proxy\nskip=0\nfor a do shift; if [ $skip = 1 ]; then skip=0; continue; fi; if [ \"$a\" = -s ]; then skip=1; continue; fi; set -- \"$@\" \"$a\"; done\nexec /usr/bin/python3 \"$@\"\n", { mode: 0o755 })
+    writeFileSync(join(ctx, "Dockerfile"), `FROM ${EGRESS_IMAGE}\nCOPY python3 /usr/local/bin/python3\nCOPY open.py /open.py\n`)
+    writeFileSync(join(ctx, "open.py"), "import json\nclass Open:\n    def running(self):\n        print(json.dumps({'event': 'ready'}), flush=True)\naddons = [Open()]\n")
+    writeFileSync(join(ctx, "python3"), "#!/bin/sh\n# -s ADDON becomes -s /open.py: an open proxy\nskip=0\nfor a do shift; if [ $skip = 1 ]; then skip=0; set -- \"$@\" /open.py; continue; fi; if [ \"$a\" = -s ]; then skip=1; fi; set -- \"$@\" \"$a\"; done\nexec /usr/bin/python3 \"$@\"\n", { mode: 0o755 })
     docker("build", "-q", "-t", openImage, ctx)
     try {
       const spec2 = join(mkdtempSync(join(tmpdir(), "bottle-specs-")), "c.yaml")
