@@ -1,6 +1,6 @@
 /** Shared pieces of the benchmarks: timing, the CLI, and making leftovers fast. */
 import { execFileSync, spawnSync } from "node:child_process"
-import { mkdtempSync } from "node:fs"
+import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { AGENT_IMAGE, BIN, docker, EGRESS_IMAGE, ensureTestImages, scrub } from "../tests/support/docker.js"
@@ -44,3 +44,27 @@ export const runContainers = (names: ReadonlyArray<string>, labels: (name: strin
 }
 
 export const ratio = (a: number, b: number) => (a / b).toFixed(2)
+
+/** The machine's busy CPU time so far, in ms (every CPU, every process), from /proc/stat; 0 where there is none. */
+export const busyMs = (): number => {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number)
+    const [user, nice, system, , , irq, softirq, steal] = f
+    return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 10
+  } catch {
+    return 0
+  }
+}
+
+/**
+ * Waits until the machine is quiet (under a tenth of one CPU busy over half a second), for at most 15 s: what a
+ * step left running (proxies coming up, the Engine removing containers) is not counted in the next one's time.
+ */
+export const settle = async (): Promise<void> => {
+  const until = Date.now() + 15_000
+  while (Date.now() < until) {
+    const before = busyMs()
+    await new Promise((r) => setTimeout(r, 500))
+    if (busyMs() - before < 50) return
+  }
+}
