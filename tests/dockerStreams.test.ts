@@ -8,7 +8,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { Writable } from "node:stream"
-import { awaitLogLine, execAttached } from "../src/observers/DockerStreams.js"
+import { awaitLogLine, engineSince, execAttached } from "../src/observers/DockerStreams.js"
+import { isEventLine } from "../src/resources/egressAddon.js"
 import type { Endpoint } from "../src/observers/endpoint.js"
 import { close, endless, serve } from "./support/standInEngine.js"
 const sink = () => new Writable({ write: (_c, _e, done) => done() })
@@ -47,10 +48,29 @@ const frame = (stream: 1 | 2, text: string) => {
   head.writeUInt32BE(body.length, 4)
   return Buffer.concat([head, body])
 }
-const isReady = (line: string) => line.includes('"event": "ready"')
+const isReady = (line: string) => isEventLine(line, "ready")
+const follow = { since: "0", follow: true }
+/** What this process holds, Buffers included (heapUsed alone does not count them). */
+const held = () => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers }
 
-describe("following a log for one line", () => {
-  it.live("asks from the time given, and ends at the wanted line, across frames and streams", () =>
+/** Serves `write` as the log's answer, pushing as fast as the client reads; `sent()` says how much went out. */
+const pumping = (first: Buffer, chunk: Buffer) => {
+  let sent = 0
+  const handler = (_req: unknown, res: import("node:http").ServerResponse) => {
+    res.writeHead(200)
+    res.write(first)
+    const pump = () => {
+      for (let more = true; more && !res.destroyed; sent += chunk.length) more = res.write(chunk)
+      if (!res.destroyed) res.once("drain", pump)
+    }
+    res.on("error", () => {})
+    pump()
+  }
+  return { handler, sent: () => sent }
+}
+
+describe("reading a log for one line", () => {
+  it.live("asks from the time given, and ends at the wanted line of standard output, across frames", () =>
     Effect.gen(function* () {
       let asked = ""
       const { endpoint, server } = yield* Effect.promise(() => serve((req, res) => {
@@ -60,10 +80,27 @@ describe("following a log for one line", () => {
         res.write(frame(1, '{"event": '))
         setTimeout(() => res.write(frame(1, '"ready"}\n')), 50)
       }))
-      const r = yield* awaitLogLine(endpoint, "p1", "1700000000.123000000", isReady, 10_000).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+      const r = yield* awaitLogLine(endpoint, "p1", { since: "1700000000.123000000", follow: true }, isReady, 10_000).pipe(Effect.ensuring(Effect.promise(() => close(server))))
       expect(r).toEqual({ outcome: "seen", last: ["starting", '{"event": "ready"}'] })
       const q = new URL(asked, "http://x").searchParams
       expect([q.get("since"), q.get("follow"), q.get("stdout"), q.get("stderr")]).toEqual(["1700000000.123000000", "true", "true", "true"])
+    }), 30_000)
+
+  it.live("takes the line from standard output only, and never a line cut out of a longer one", () =>
+    Effect.gen(function* () {
+      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+        res.writeHead(200)
+        res.write(frame(2, '{"event": "ready"}\n'))
+        // The line, but longer than the 64 KiB looked at: passed over whole, in frames of any size.
+        const long = `{"event": "ready", "pad": "${"x".repeat(100_000)}"}\n`
+        res.write(frame(1, long.slice(0, 30_000)))
+        res.write(frame(1, long.slice(30_000, 70_000)))
+        res.write(frame(1, long.slice(70_000)))
+        res.end(frame(1, "done\n"))
+      }))
+      const r = yield* awaitLogLine(endpoint, "p1", { since: "0", follow: false }, isReady, 10_000).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+      expect(r.outcome).toBe("ended")
+      expect(r.last.at(-1)).toBe("done")
     }), 30_000)
 
   it.live("a log that ends without the line says so, with its last lines", () =>
@@ -72,30 +109,35 @@ describe("following a log for one line", () => {
         res.writeHead(200)
         res.end(frame(2, "Traceback (most recent call last):\nOSError: address in use\n"))
       }))
-      const r = yield* awaitLogLine(endpoint, "p1", "0", isReady, 10_000).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+      const r = yield* awaitLogLine(endpoint, "p1", follow, isReady, 10_000).pipe(Effect.ensuring(Effect.promise(() => close(server))))
       expect(r).toEqual({ outcome: "ended", last: ["Traceback (most recent call last):", "OSError: address in use"] })
     }), 30_000)
 
   it.live("a line without end is held at 64 KiB, and the wait ends at its bound", () =>
     Effect.gen(function* () {
-      let sent = 0
-      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
-        res.writeHead(200)
-        const chunk = frame(1, "x".repeat(60_000))
-        const pump = () => {
-          for (let more = true; more && !res.destroyed; sent += chunk.length) more = res.write(chunk)
-          if (!res.destroyed) res.once("drain", pump)
-        }
-        res.on("error", () => {})
-        pump()
-      }))
-      const before = process.memoryUsage().heapUsed
+      const answer = pumping(Buffer.alloc(0), frame(1, "x".repeat(60_000)))
+      const { endpoint, server } = yield* Effect.promise(() => serve(answer.handler))
+      const before = held()
       const started = Date.now()
-      const r = yield* awaitLogLine(endpoint, "p1", "0", isReady, 1_500).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+      const r = yield* awaitLogLine(endpoint, "p1", follow, isReady, 1_500).pipe(Effect.ensuring(Effect.promise(() => close(server))))
       expect(r.outcome).toBe("timeout")
       expect(Date.now() - started).toBeLessThan(5_000)
-      expect(sent).toBeGreaterThan(16 * 1024 * 1024)
-      expect(process.memoryUsage().heapUsed - before).toBeLessThan(32 * 1024 * 1024)
+      expect(answer.sent()).toBeGreaterThan(4 * 1024 * 1024)
+      expect(held() - before).toBeLessThan(answer.sent() / 2)
+    }), 30_000)
+
+  it.live("a frame that claims gigabytes is passed on as it comes, never held whole", () =>
+    Effect.gen(function* () {
+      const head = Buffer.alloc(8)
+      head[0] = 1
+      head.writeUInt32BE(0xfffffff0, 4)
+      const answer = pumping(head, Buffer.alloc(256 * 1024, "x"))
+      const { endpoint, server } = yield* Effect.promise(() => serve(answer.handler))
+      const before = held()
+      const r = yield* awaitLogLine(endpoint, "p1", follow, isReady, 1_500).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+      expect(r.outcome).toBe("timeout")
+      expect(answer.sent()).toBeGreaterThan(4 * 1024 * 1024)
+      expect(held() - before).toBeLessThan(answer.sent() / 2)
     }), 30_000)
 
   it.live("an Engine that refuses to read the log fails the wait with its reason", () =>
@@ -104,7 +146,31 @@ describe("following a log for one line", () => {
         res.writeHead(501, { "Content-Type": "application/json" })
         res.end(JSON.stringify({ message: "configured logging driver does not support reading" }))
       }))
-      const e = yield* Effect.flip(awaitLogLine(endpoint, "p1", "0", isReady, 10_000)).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+      const e = yield* Effect.flip(awaitLogLine(endpoint, "p1", follow, isReady, 10_000)).pipe(Effect.ensuring(Effect.promise(() => close(server))))
       expect(e.message).toContain("configured logging driver does not support reading")
     }), 30_000)
+})
+
+describe("a container's start as the since of its log", () => {
+  it("is its StartedAt to the millisecond, never later, whatever the zone and the nanoseconds", () => {
+    expect(engineSince("2026-12-07T21:22:51.249876543Z")).toBe(`${Date.UTC(2026, 11, 7, 21, 22, 51) / 1000}.249000000`)
+    expect(engineSince("2026-12-07T23:22:51.005+02:00")).toBe(`${Date.UTC(2026, 11, 7, 21, 22, 51) / 1000}.005000000`)
+    expect(engineSince("2026-12-07T21:22:51Z")).toBe(`${Date.UTC(2026, 11, 7, 21, 22, 51) / 1000}.000000000`)
+  })
+  it("is no time for a container never started (Go's zero time), a missing or an unreadable one", () => {
+    expect(engineSince("0001-01-01T00:00:00Z")).toBeUndefined()
+    expect(engineSince(undefined)).toBeUndefined()
+    expect(engineSince("yesterday")).toBeUndefined()
+  })
+})
+
+describe("the addon's ready line", () => {
+  it("is a JSON object whose event is ready, and nothing that merely contains it", () => {
+    expect(isEventLine('{"time": "2026-12-07T21:22:51.249Z", "bottle": "a0", "event": "ready"}', "ready")).toBe(true)
+    // A decision line naming a host that spells the event (json.dumps escapes it), an array, text around it.
+    expect(isEventLine('{"bottle": "a0", "host": "{\\"event\\": \\"ready\\"}", "verdict": "refused"}', "ready")).toBe(false)
+    expect(isEventLine('[{"event": "ready"}]', "ready")).toBe(false)
+    expect(isEventLine('GET /{"event": "ready"} 403', "ready")).toBe(false)
+    expect(isEventLine('{"event": "ready!"}', "ready")).toBe(false)
+  })
 })

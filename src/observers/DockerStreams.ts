@@ -88,18 +88,33 @@ const json = <A>(endpoint: Endpoint, method: string, path: string, body: unknown
 
 /**
  * Splits the Engine's multiplexed stream (frames of an 8-byte header: stream
- * 1 or 2, three zero bytes, a big-endian size) as it arrives.
+ * 1 or 2, three zero bytes, a big-endian size) as it arrives. A frame's body
+ * is passed on as its bytes come, never held whole: a header that claims
+ * gigabytes costs nothing but the bytes that follow it.
  */
 export const demultiplexer = (stdout: Writable, stderr: Writable) => {
-  let pending: Buffer = Buffer.alloc(0)
+  const header = Buffer.alloc(8)
+  let have = 0
+  let left = 0
+  let to = stdout
   return (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
-    while (pending.length >= 8) {
-      const size = pending.readUInt32BE(4)
-      if (pending.length < 8 + size) break
-      const frame = pending.subarray(8, 8 + size)
-      ;(pending[0] === 2 ? stderr : stdout).write(frame)
-      pending = pending.subarray(8 + size)
+    let at = 0
+    while (at < chunk.length) {
+      if (left === 0) {
+        const n = Math.min(8 - have, chunk.length - at)
+        chunk.copy(header, have, at, at + n)
+        have += n
+        at += n
+        if (have < 8) return
+        have = 0
+        left = header.readUInt32BE(4)
+        to = header[0] === 2 ? stderr : stdout
+        continue
+      }
+      const n = Math.min(left, chunk.length - at)
+      to.write(chunk.subarray(at, at + n))
+      left -= n
+      at += n
     }
   }
 }
@@ -213,21 +228,43 @@ export const streamLogs = (endpoint: Endpoint, container: string, opts: LogOptio
     return Effect.sync(() => req.destroy())
   })
 
-/** How following a log for one line ended: the line came, the log ended (the container stopped), or time ran out. */
+/** How reading a log for one line ended: the line came, the log ended (the container stopped, or all of it was read), or time ran out. */
 export interface LogWait {
   readonly outcome: "seen" | "ended" | "timeout"
-  /** The last lines read (at most five, each at most 1000 characters), for a message. */
+  /** The last lines read, of either stream (at most five, each at most 1000 characters), for a message. */
   readonly last: ReadonlyArray<string>
 }
 
 /**
- * Follows a container's log from `since` (a UNIX time, `seconds.nanoseconds`, on the Engine's clock) until a
- * line `wanted` accepts comes, the log ends, or `boundMs` passes. Holds at most 64 KiB of an unfinished line:
- * whatever the container writes, its log cannot fill this process.
+ * The `since` of a log read for what a container wrote since it started: its StartedAt (RFC 3339, the
+ * Engine's clock) as `seconds.nanoseconds`, to the millisecond (never later than the start); undefined for a
+ * time the Engine did not give (missing, unreadable, or Go's zero time of a container never started).
  */
-export const awaitLogLine = (endpoint: Endpoint, container: string, since: string, wanted: (line: string) => boolean, boundMs: number): Effect.Effect<LogWait, DockerError> =>
+export const engineSince = (startedAt: string | undefined): string | undefined => {
+  const at = startedAt !== undefined ? Date.parse(startedAt) : NaN
+  if (!(at > 0)) return undefined
+  return `${Math.floor(at / 1000)}.${String(at % 1000).padStart(3, "0")}000000`
+}
+
+/** The longest line `awaitLogLine` looks at: a longer one is passed over whole, never cut into a line of its own. */
+const MAX_LOG_LINE = 64 * 1024
+
+/**
+ * Reads a container's log from `since` (a UNIX time, `seconds.nanoseconds`, on the Engine's clock) until a
+ * line of its standard output that `wanted` accepts comes, the log ends (with `follow`, when the container
+ * stops; without, at the end of what it has written), or `boundMs` passes. Holds at most 64 KiB of an
+ * unfinished line and no frame whole: whatever the container writes or the Engine sends, it cannot fill
+ * this process.
+ */
+export const awaitLogLine = (
+  endpoint: Endpoint,
+  container: string,
+  opts: { readonly since: string; readonly follow: boolean },
+  wanted: (line: string) => boolean,
+  boundMs: number
+): Effect.Effect<LogWait, DockerError> =>
   Effect.async<LogWait, DockerError>((resume) => {
-    const q = new URLSearchParams({ stdout: "true", stderr: "true", follow: "true", timestamps: "false", since })
+    const q = new URLSearchParams({ stdout: "true", stderr: "true", follow: String(opts.follow), timestamps: "false", since: opts.since })
     const path = `/containers/${encodeURIComponent(container)}/logs?${q.toString()}`
     const last: Array<string> = []
     let done = false
@@ -238,16 +275,23 @@ export const awaitLogLine = (endpoint: Endpoint, container: string, since: strin
       req.destroy()
       resume(result)
     }
-    const lines = () => {
+    const lines = (matched: boolean) => {
       let partial = ""
+      let overlong = false
       return new Writable({
         write(c: Buffer, _e, next) {
           const parts = (partial + c.toString("utf8")).split("\n")
-          partial = (parts.pop() ?? "").slice(-64 * 1024)
+          partial = parts.pop() ?? ""
           for (const line of parts) {
+            const whole = !overlong
+            overlong = false
             last.push(line.slice(0, 1000))
             if (last.length > 5) last.shift()
-            if (wanted(line)) finish(Effect.succeed({ outcome: "seen", last }))
+            if (matched && whole && wanted(line)) finish(Effect.succeed({ outcome: "seen", last }))
+          }
+          if (partial.length > MAX_LOG_LINE) {
+            overlong = true
+            partial = ""
           }
           next()
         }
@@ -264,7 +308,7 @@ export const awaitLogLine = (endpoint: Endpoint, container: string, since: strin
         })
         return
       }
-      res.on("data", demultiplexer(lines(), lines()))
+      res.on("data", demultiplexer(lines(true), lines(false)))
       res.on("end", () => finish(Effect.succeed({ outcome: "ended", last })))
       res.on("error", (e) => finish(Effect.fail(fail(endpoint, "GET", path, e.message))))
     })

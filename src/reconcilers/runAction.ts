@@ -11,7 +11,8 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { DockerEngine, type DockerError } from "../observers/DockerEngine.js"
 import type { Endpoint } from "../observers/endpoint.js"
-import { awaitLogLine, buildImage, execCapture } from "../observers/DockerStreams.js"
+import { awaitLogLine, buildImage, engineSince, execCapture } from "../observers/DockerStreams.js"
+import { isEventLine } from "../resources/egressAddon.js"
 import { KubeApi, refOf, type KubeApiShape, type KubeError } from "../observers/KubeApi.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
 import { Applyset } from "../resources/realiseKubernetes.js"
@@ -197,12 +198,14 @@ export const makeRunner = (opts: RunnerOptions) =>
 
     /**
      * Waits until a proxy answers, for up to the ready timeout; returns how long that took. A proxy that
-     * says so in its log is heard there (its log since it last started: a line of an earlier start is not
-     * this one's); one that stops first, or says nothing in time, has failed. Otherwise, or where the log
-     * cannot be read (a logging driver without reading), it is asked from inside (an exec in its own image,
-     * no container of its own).
+     * says so in its log is heard there, in what it wrote since it last started (a line of an earlier start
+     * is not this one's). One this action started (`fresh`) is followed: if it stops first, or says nothing
+     * in time, it has failed. One left running by an earlier run is read as far as it has written; where its
+     * line is not (still starting, or gone from a log its logging driver trims), it is asked from inside, as
+     * is any proxy without such a line or whose log cannot be read (an exec in its own image, no container
+     * of its own).
      */
-    const becomeReady = (target: string, ready: ReadySpec) =>
+    const becomeReady = (target: string, ready: ReadySpec, fresh: boolean) =>
       Effect.gen(function* () {
         const started = Date.now()
         const bound = opts.readySeconds * 1000
@@ -210,24 +213,27 @@ export const makeRunner = (opts: RunnerOptions) =>
           const event = ready.event
           const heard = yield* Effect.either(Effect.gen(function* () {
             const c = yield* docker.inspectContainer(target)
-            const at = c.State?.StartedAt !== undefined ? Date.parse(c.State.StartedAt) : NaN
-            if (!(at > 0)) return yield* Effect.fail(new ProbeError({ target, detail: "the Engine gave no start time" }))
-            return yield* awaitLogLine(opts.endpoint, target, `${Math.floor(at / 1000)}.${String(at % 1000).padStart(3, "0")}000000`, (line) => saysEvent(line, event), bound)
+            const since = engineSince(c.State?.StartedAt)
+            if (since === undefined) return yield* Effect.fail(new ProbeError({ target, detail: "the Engine gave no start time" }))
+            return yield* awaitLogLine(opts.endpoint, target, { since, follow: fresh }, (line) => isEventLine(line, event), bound)
           }))
           if (Either.isRight(heard)) {
             const { outcome, last } = heard.right
             if (outcome === "seen") return Date.now() - started
-            // A proxy restarted by its policy says the same again: each line once.
-            const said = [...new Set(last.filter((l) => l.trim() !== ""))].slice(-2).join(" | ").slice(0, 300)
-            return yield* Effect.fail(new ProbeError({
-              target,
-              detail: outcome === "ended"
-                ? `stopped before it answered on port ${ready.port}${said !== "" ? ` (${said})` : ""}`
-                : `no '${event}' line in its log within ${opts.readySeconds}s: it is not answering on port ${ready.port} as bottle's proxy${said !== "" ? ` (it said: ${said})` : ""}`
-            }))
+            if (fresh) {
+              // A proxy restarted by its policy says the same again: each line once.
+              const said = [...new Set(last.filter((l) => l.trim() !== ""))].slice(-2).join(" | ").slice(0, 300)
+              return yield* Effect.fail(new ProbeError({
+                target,
+                detail: outcome === "ended"
+                  ? `stopped before it answered on port ${ready.port}${said !== "" ? ` (${said})` : ""}`
+                  : `no '${event}' line in its log within ${opts.readySeconds}s: it is not answering on port ${ready.port} as bottle's proxy${said !== "" ? ` (it said: ${said})` : ""}`
+              }))
+            }
+          } else {
+            if (heard.left._tag === "DockerError" && heard.left.reason === "NotFound") return yield* Effect.fail(heard.left)
+            opts.log(`${target}: its log cannot be read (${heard.left.message.slice(0, 200)}); asking it from inside`)
           }
-          if (heard.left._tag === "DockerError" && heard.left.reason === "NotFound") return yield* Effect.fail(heard.left)
-          opts.log(`${target}: its log cannot be read (${heard.left.message.slice(0, 200)}); asking it from inside`)
         }
         for (;;) {
           const left = bound - (Date.now() - started)
@@ -242,7 +248,7 @@ export const makeRunner = (opts: RunnerOptions) =>
       })
 
     /** Waits until a proxy left running answers (it may have been started moments ago by a run that was killed). */
-    const awaitProxy = (w: AwaitReady | undefined) => (w === undefined ? Effect.void : becomeReady(w.target, w.ready).pipe(Effect.asVoid))
+    const awaitProxy = (w: AwaitReady | undefined) => (w === undefined ? Effect.void : becomeReady(w.target, w.ready, false).pipe(Effect.asVoid))
 
     /**
      * Starts a container. One the Engine can no longer start because of its own leftover state
@@ -264,7 +270,7 @@ export const makeRunner = (opts: RunnerOptions) =>
           note = "made anew: the Engine kept a leftover task"
         }
         if (spec.ready !== undefined) {
-          const ms = yield* becomeReady(a.resource, spec.ready)
+          const ms = yield* becomeReady(a.resource, spec.ready, true)
           note = [note, `answering after ${ms} ms`].filter(Boolean).join("; ")
         }
         return note
@@ -459,17 +465,6 @@ export const writeVerdict = async (stateDir: string, verdict: Verdict): Promise<
   const tmp = `${stateDir}/${VERIFY_FILE}.tmp-${process.pid}`
   await writeFile(tmp, `${JSON.stringify(verdict, null, 2)}\n`, { mode: 0o644 })
   await rename(tmp, `${stateDir}/${VERIFY_FILE}`)
-}
-
-/** Whether a log line is the JSON line of `event` (`{"event": "ready", …}`). */
-const saysEvent = (line: string, event: string): boolean => {
-  if (!line.includes(event)) return false
-  try {
-    const v = JSON.parse(line) as unknown
-    return typeof v === "object" && v !== null && (v as { event?: unknown }).event === event
-  } catch {
-    return false
-  }
 }
 
 /** A small file's text, or undefined when it is missing or not a regular file. */

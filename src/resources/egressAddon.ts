@@ -118,3 +118,14 @@ class BottleEgress:
 
 addons = [BottleEgress()]
 `
+
+/** Whether a log line is one of the addon's events (`{"event": "ready", …}`): a JSON object whose `event` is that, nothing less. */
+export const isEventLine = (line: string, event: string): boolean => {
+  if (!line.includes(event)) return false
+  try {
+    const v = JSON.parse(line) as unknown
+    return typeof v === "object" && v !== null && !Array.isArray(v) && (v as { event?: unknown }).event === event
+  } catch {
+    return false
+  }
+}
