@@ -40,8 +40,8 @@ import sys
 import types
 import typing
 
-# What the stand-ins saw: made by mitmproxy, and the proxy running.
-seen = {"made": False, "running": False}
+# What the stand-ins saw: made by mitmproxy, an option of theirs refused, the proxy running.
+seen = {"made": False, "refused": False, "running": False}
 
 
 def log(event, **fields):
@@ -74,6 +74,7 @@ def stand_ins():
             def configure(self, updated, options=options, refused=refused):
                 for option, _, _ in options:
                     if refused and option in updated and getattr(ctx.options, option):
+                        seen["refused"] = True
                         raise exceptions.OptionsError(option + " is not in bottle's proxy")
 
             def running(self):
@@ -149,7 +150,10 @@ def main():
         code = e.code
     except Exception as e:
         code, failure = 1, e
-    if seen["running"] or (failure is None and (code in (None, 0) or not seen["made"])):
+    # mitmdump as it is, only where the lean start ended in an error before the proxy ran and not because a
+    # stand-in refused an option (which mitmdump as it is would take). An ordinary error (a port in use, an
+    # unreadable addon) ends mitmdump as it is the same way, at twice the cost: the line below says which ran.
+    if seen["running"] or seen["refused"] or (failure is None and (code in (None, 0) or not seen["made"])):
         if failure is not None:
             raise failure
         return code

@@ -5,6 +5,7 @@
  * so the fence is the same, only slower to come up). And a proxy that stops
  * before it answers: apply hears it in its log, at once.
  */
+import { spawnSync } from "node:child_process"
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -64,6 +65,22 @@ describe.skipIf(!available)("bottle's mitmproxy launcher", () => {
     // mitmdump as it is made its own CA: the launcher took back the one it had made.
     const ca = docker("exec", name, "python3", "-c", "import sys; sys.stdout.write(open('/tmp/mitmproxy/mitmproxy-ca.pem').read())")
     expect(ca).toContain("BEGIN RSA PRIVATE KEY")
+  })
+
+  it("refuses proxy authentication and local mapping, and does not hand them to mitmdump as it is instead", () => {
+    for (const option of ["proxyauth=any", "map_local=|example.com|/etc"]) {
+      const r = spawnSync("docker", [
+        "run", "--rm", "--user", "65534:65534", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+        "-v", `${config}:/config:ro`, "-e", "HOME=/tmp", "-e", `BOTTLE_EGRESS_POLICY=/config/${EGRESS_POLICY_FILE}`,
+        "--entrypoint", "python3", EGRESS_IMAGE, `/config/${EGRESS_LAUNCH_FILE}`,
+        "--quiet", "--listen-port", "8888", "--set", "confdir=/tmp/mitmproxy", "--set", option, "-s", `/config/${EGRESS_ADDON_FILE}`
+      ], { encoding: "utf8", timeout: 60_000 })
+      expect(r.status, option).not.toBe(0)
+      expect(r.stdout + r.stderr).toContain(`${option.split("=")[0]} is not in bottle's proxy`)
+      // Neither a fallback to mitmdump as it is (which would take the option) nor a proxy that ran.
+      expect(r.stdout).not.toContain('"event": "launcher"')
+      expect(r.stdout).not.toContain('"event": "ready"')
+    }
   })
 })
 
