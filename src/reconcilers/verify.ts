@@ -123,7 +123,7 @@ export const verifyFence = (opts: ProbeOptions, spec: VerifySpec, local: boolean
     const gatewayOf = (network: string) => (c: { readonly Subnet?: string | undefined; readonly Gateway?: string | undefined }): ReadonlyArray<string> => {
       if (c.Gateway !== undefined && c.Gateway !== "" && c.Gateway !== "<nil>") return [c.Gateway]
       const cidr = network === "bridge" && c.Subnet !== undefined ? parseCidr(c.Subnet) : "not the default bridge"
-      return typeof cidr === "string" ? [] : [firstHost(cidr)]
+      return typeof cidr === "string" || cidr.bits > 30 ? [] : [firstHost(cidr)]
     }
     const gateways = nets
       .filter((n) => [...spec.networks, "bridge"].includes(n.Name))

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AGENT_IMAGE, bottle, docker, dockerOk, EGRESS_IMAGE, engineAvailable, ensureTestImages, scrub, uniquePrefix } from "../support/docker.js"
+import { firstHost, parseCidr } from "../../src/resources/subnets.js"
 
 const available = engineAvailable()
 
@@ -263,7 +264,8 @@ describe.skipIf(!available)("the probe on a host with many addresses (100 bottle
 
   it("among them, still sees the one that answers (the default bridge's gateway refusing a port is the host answering)", () => {
     // Docker 20.10 leaves the gateway out of the default bridge's IPAM when it made the bridge itself: then it is the subnet's first host.
-    const gateway = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}") || bridge().replace(/\.0\/16$/, ".1")
+    const subnet = parseCidr(bridge())
+    const gateway = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}") || (typeof subnet === "string" ? subnet : firstHost(subnet))
     expect(gateway).toMatch(/^\d+\.\d+\.\d+\.\d+$/)
     const v = probe([...silent(), { host: gateway, port: 1 }])
     const hosts = v.properties.find((p) => p.name === "host and gateways unreachable")!
