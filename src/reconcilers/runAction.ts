@@ -172,6 +172,12 @@ export const makeRunner = (opts: RunnerOptions) =>
         const marker = `${path}/.preserve`
         const preserved = Either.isRight(yield* Effect.either(fs.readLink(marker))) || (yield* fs.exists(marker).pipe(Effect.mapError(err)))
         if (preserved) return yield* refuse("refusing: a .preserve marker appeared")
+        // Everything else first, its metadata.json last, then the dir: a removal cut off part way (the command
+        // killed, a disk error) leaves a dir that still says it is bottle's, which the next run finishes, not one
+        // that is "unknown, left alone" for ever. (A recursive remove takes small files, metadata.json among
+        // them, long before a big workspace.)
+        const entries = yield* fs.readDirectory(path).pipe(Effect.mapError(err))
+        yield* Effect.forEach(entries.filter((e) => e !== "metadata.json"), (e) => fs.remove(`${path}/${e}`, { recursive: true }), { concurrency: 4, discard: true }).pipe(Effect.mapError(err))
         yield* fs.remove(path, { recursive: true }).pipe(Effect.mapError(err))
       })
 

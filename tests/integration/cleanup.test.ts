@@ -339,6 +339,30 @@ describe.skipIf(!available)("faults", () => {
       expect(readdirSync(join(home, "state")).filter((d) => names.includes(d))).toEqual([])
     })
   }
+
+  it("SIGKILL while a state dir is being removed: what is left still says it is bottle's, and the next run removes it", async () => {
+    // A workspace big enough that its removal is under way when the kill comes.
+    const d = stateDir(home, "bigdir", { managedBy: "bottle", prefix, name: "bigdir", backend: "docker", set: "default" })
+    const ws = join(d, "workspace")
+    for (let i = 0; i < 400; i++) {
+      mkdirSync(join(ws, `d${i}`))
+      for (let j = 0; j < 100; j++) writeFileSync(join(ws, `d${i}`, `f${j}`), "x")
+    }
+    const entries = () => { try { return readdirSync(ws).length } catch { return -1 } }
+    const child = spawn(process.execPath, [BIN, "reconcile", "--prune", "--yes"], { env: { ...process.env, ...env }, stdio: "ignore" })
+    const closed = new Promise<NodeJS.Signals | null>((r) => child.on("close", (_c, s) => r(s)))
+    for (let i = 0; i < 6000 && entries() === 401; i++) await new Promise((r) => setTimeout(r, 2))
+    child.kill("SIGKILL")
+    expect(await closed).toBe("SIGKILL")
+    // Cut off part way: the workspace partly gone, the dir still there.
+    expect(existsSync(d)).toBe(true)
+    expect(entries()).toBeLessThan(401)
+    // Its metadata.json goes last: the dir is still bottle's, not "unknown, left alone".
+    expect(existsSync(join(d, "metadata.json"))).toBe(true)
+    const rerun = bottle(env, "reconcile", "--prune", "--yes")
+    expect(rerun.status, rerun.stdout + rerun.stderr).toBe(0)
+    expect(existsSync(d)).toBe(false)
+  })
 })
 
 describe.skipIf(!available)("sets", () => {
