@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { Writable } from "node:stream"
-import { awaitLogLine, engineSince, execAttached } from "../src/observers/DockerStreams.js"
+import { awaitLogLine, execAttached, sinceLastRun } from "../src/observers/DockerStreams.js"
 import { isEventLine } from "../src/resources/egressAddon.js"
 import type { Endpoint } from "../src/observers/endpoint.js"
 import { close, endless, serve } from "./support/standInEngine.js"
@@ -53,34 +53,37 @@ const follow = { since: "0", follow: true }
 /** What this process holds, Buffers included (heapUsed alone does not count them). */
 const held = () => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers }
 
-/** Serves `write` as the log's answer, pushing as fast as the client reads; `sent()` says how much went out. */
-const pumping = (first: Buffer, chunk: Buffer) => {
-  let sent = 0
-  const handler = (_req: unknown, res: import("node:http").ServerResponse) => {
-    res.writeHead(200)
-    res.write(first)
-    const pump = () => {
-      for (let more = true; more && !res.destroyed; sent += chunk.length) more = res.write(chunk)
-      if (!res.destroyed) res.once("drain", pump)
-    }
-    res.on("error", () => {})
-    pump()
-  }
-  return { handler, sent: () => sent }
-}
+/** Waits for the ready line in what `handler` answers as the log; the stand-in Engine is gone afterwards. */
+const waitOn = (handler: Parameters<typeof serve>[0], opts: { readonly since: string; readonly follow: boolean }, boundMs = 10_000) =>
+  Effect.gen(function* () {
+    const { endpoint, server } = yield* Effect.promise(() => serve(handler))
+    return yield* awaitLogLine(endpoint, "p1", opts, isReady, boundMs).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+  })
+
+/** A log without end (after `first`, `chunk` again and again): the wait ends at its bound, holding under half of what came. */
+const heldAtBound = (first: Buffer, chunk: Buffer) =>
+  Effect.gen(function* () {
+    const answer = endless(200, chunk, first)
+    const before = held()
+    const started = Date.now()
+    const r = yield* waitOn(answer.handler, follow, 1_500)
+    expect(r.outcome).toBe("timeout")
+    expect(Date.now() - started).toBeLessThan(5_000)
+    expect(answer.sent()).toBeGreaterThan(4 * 1024 * 1024)
+    expect(held() - before).toBeLessThan(answer.sent() / 2)
+  })
 
 describe("reading a log for one line", () => {
   it.live("asks from the time given, and ends at the wanted line of standard output, across frames", () =>
     Effect.gen(function* () {
       let asked = ""
-      const { endpoint, server } = yield* Effect.promise(() => serve((req, res) => {
+      const r = yield* waitOn((req, res) => {
         asked = req.url ?? ""
         res.writeHead(200, { "Content-Type": "application/vnd.docker.raw-stream" })
         res.write(frame(2, "starting\n"))
         res.write(frame(1, '{"event": '))
         setTimeout(() => res.write(frame(1, '"ready"}\n')), 50)
-      }))
-      const r = yield* awaitLogLine(endpoint, "p1", { since: "1700000000.123000000", follow: true }, isReady, 10_000).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+      }, { since: "1700000000.123000000", follow: true })
       expect(r).toEqual({ outcome: "seen", last: ["starting", '{"event": "ready"}'] })
       const q = new URL(asked, "http://x").searchParams
       expect([q.get("since"), q.get("follow"), q.get("stdout"), q.get("stderr")]).toEqual(["1700000000.123000000", "true", "true", "true"])
@@ -88,7 +91,7 @@ describe("reading a log for one line", () => {
 
   it.live("takes the line from standard output only, and never a line cut out of a longer one", () =>
     Effect.gen(function* () {
-      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+      const r = yield* waitOn((_req, res) => {
         res.writeHead(200)
         res.write(frame(2, '{"event": "ready"}\n'))
         // The line, but longer than the 64 KiB looked at: passed over whole, in frames of any size.
@@ -97,70 +100,52 @@ describe("reading a log for one line", () => {
         res.write(frame(1, long.slice(30_000, 70_000)))
         res.write(frame(1, long.slice(70_000)))
         res.end(frame(1, "done\n"))
-      }))
-      const r = yield* awaitLogLine(endpoint, "p1", { since: "0", follow: false }, isReady, 10_000).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+      }, { since: "0", follow: false })
       expect(r.outcome).toBe("ended")
       expect(r.last.at(-1)).toBe("done")
     }), 30_000)
 
   it.live("a log that ends without the line says so, with its last lines", () =>
     Effect.gen(function* () {
-      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+      const r = yield* waitOn((_req, res) => {
         res.writeHead(200)
         res.end(frame(2, "Traceback (most recent call last):\nOSError: address in use\n"))
-      }))
-      const r = yield* awaitLogLine(endpoint, "p1", follow, isReady, 10_000).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+      }, follow)
       expect(r).toEqual({ outcome: "ended", last: ["Traceback (most recent call last):", "OSError: address in use"] })
     }), 30_000)
 
-  it.live("a line without end is held at 64 KiB, and the wait ends at its bound", () =>
-    Effect.gen(function* () {
-      const answer = pumping(Buffer.alloc(0), frame(1, "x".repeat(60_000)))
-      const { endpoint, server } = yield* Effect.promise(() => serve(answer.handler))
-      const before = held()
-      const started = Date.now()
-      const r = yield* awaitLogLine(endpoint, "p1", follow, isReady, 1_500).pipe(Effect.ensuring(Effect.promise(() => close(server))))
-      expect(r.outcome).toBe("timeout")
-      expect(Date.now() - started).toBeLessThan(5_000)
-      expect(answer.sent()).toBeGreaterThan(4 * 1024 * 1024)
-      expect(held() - before).toBeLessThan(answer.sent() / 2)
-    }), 30_000)
+  it.live("a line without end is held at 64 KiB, and the wait ends at its bound", () => heldAtBound(Buffer.alloc(0), frame(1, "x".repeat(60_000))), 30_000)
 
-  it.live("a frame that claims gigabytes is passed on as it comes, never held whole", () =>
-    Effect.gen(function* () {
-      const head = Buffer.alloc(8)
-      head[0] = 1
-      head.writeUInt32BE(0xfffffff0, 4)
-      const answer = pumping(head, Buffer.alloc(256 * 1024, "x"))
-      const { endpoint, server } = yield* Effect.promise(() => serve(answer.handler))
-      const before = held()
-      const r = yield* awaitLogLine(endpoint, "p1", follow, isReady, 1_500).pipe(Effect.ensuring(Effect.promise(() => close(server))))
-      expect(r.outcome).toBe("timeout")
-      expect(answer.sent()).toBeGreaterThan(4 * 1024 * 1024)
-      expect(held() - before).toBeLessThan(answer.sent() / 2)
-    }), 30_000)
+  it.live("a frame that claims gigabytes is passed on as it comes, never held whole", () => {
+    const head = Buffer.alloc(8)
+    head[0] = 1
+    head.writeUInt32BE(0xfffffff0, 4)
+    return heldAtBound(head, Buffer.alloc(256 * 1024, "x"))
+  }, 30_000)
 
   it.live("an Engine that refuses to read the log fails the wait with its reason", () =>
     Effect.gen(function* () {
-      const { endpoint, server } = yield* Effect.promise(() => serve((_req, res) => {
+      const e = yield* Effect.flip(waitOn((_req, res) => {
         res.writeHead(501, { "Content-Type": "application/json" })
         res.end(JSON.stringify({ message: "configured logging driver does not support reading" }))
-      }))
-      const e = yield* Effect.flip(awaitLogLine(endpoint, "p1", follow, isReady, 10_000)).pipe(Effect.ensuring(Effect.promise(() => close(server))))
+      }, follow))
       expect(e.message).toContain("configured logging driver does not support reading")
     }), 30_000)
 })
 
-describe("a container's start as the since of its log", () => {
-  it("is its StartedAt to the millisecond, never later, whatever the zone and the nanoseconds", () => {
-    expect(engineSince("2026-12-07T21:22:51.249876543Z")).toBe(`${Date.UTC(2026, 11, 7, 21, 22, 51) / 1000}.249000000`)
-    expect(engineSince("2026-12-07T23:22:51.005+02:00")).toBe(`${Date.UTC(2026, 11, 7, 21, 22, 51) / 1000}.005000000`)
-    expect(engineSince("2026-12-07T21:22:51Z")).toBe(`${Date.UTC(2026, 11, 7, 21, 22, 51) / 1000}.000000000`)
+describe("where a container's next run begins in its log", () => {
+  const at = (nanos: string) => `${Date.UTC(2026, 11, 7, 21, 22, 51) / 1000}.${nanos}`
+  it("is one nanosecond after its last run ended, exact to the nanosecond, whatever the zone", () => {
+    expect(sinceLastRun("2026-12-07T21:22:51.249876543Z")).toBe(at("249876544"))
+    expect(sinceLastRun("2026-12-07T23:22:51.005+02:00")).toBe(at("005000001"))
+    expect(sinceLastRun("2026-12-07T21:22:51Z")).toBe(at("000000001"))
+    expect(sinceLastRun("2026-12-07T21:22:51.999999999Z")).toBe(`${Date.UTC(2026, 11, 7, 21, 22, 52) / 1000}.000000000`)
   })
-  it("is no time for a container never started (Go's zero time), a missing or an unreadable one", () => {
-    expect(engineSince("0001-01-01T00:00:00Z")).toBeUndefined()
-    expect(engineSince(undefined)).toBeUndefined()
-    expect(engineSince("yesterday")).toBeUndefined()
+  it("is its whole log for a container that never ran (Go's zero time), and no time for a missing or unreadable one", () => {
+    expect(sinceLastRun("0001-01-01T00:00:00Z")).toBe("0")
+    expect(sinceLastRun(undefined)).toBeUndefined()
+    expect(sinceLastRun("yesterday")).toBeUndefined()
+    expect(sinceLastRun("2026-12-07T21:22:51.249876543")).toBeUndefined()
   })
 })
 

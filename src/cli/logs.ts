@@ -7,7 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { Writable } from "node:stream"
-import { streamLogs } from "../observers/DockerStreams.js"
+import { lineWriter, streamLogs } from "../observers/DockerStreams.js"
 import { kubeLogs } from "../observers/KubeStreams.js"
 import { exitWith } from "./exit.js"
 import { observeEverywhere, runningPod } from "./kube.js"
@@ -57,23 +57,6 @@ export const egressEntry = (line: string): EgressEntry | undefined => {
   return undefined
 }
 
-/** Calls `line` with each whole line written to it. */
-const lines = (line: (l: string) => void) => {
-  let rest = ""
-  return new Writable({
-    write(chunk: Buffer, _enc, done) {
-      const parts = (rest + chunk.toString("utf8")).split("\n")
-      rest = parts.pop() ?? ""
-      parts.forEach(line)
-      done()
-    },
-    final(done) {
-      if (rest !== "") line(rest)
-      done()
-    }
-  })
-}
-
 const row = (e: EgressEntry) => [e.time, e.method, `${e.host}${e.port !== null ? `:${e.port}` : ""}`, e.verdict === "refused" ? "REFUSED" : "allowed", e.rule ?? "-"]
 const WIDTHS = [24, 8, 40, 8]
 const pad = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i < WIDTHS.length ? c.padEnd(WIDTHS[i]!) : c)).join("  ").trimEnd()
@@ -108,7 +91,7 @@ export const logs = (o: O.Parsed<typeof O.logs>) =>
     const entries: Array<EgressEntry> = []
     const json = o.output === "json"
     if (!json) out(pad(["TIME", "METHOD", "HOST", "VERDICT", "RULE"]))
-    const sink = lines((l) => {
+    const sink = lineWriter((l) => {
       const e = egressEntry(l)
       if (e === undefined) return
       if (json) {

@@ -96,7 +96,7 @@ export const ContainerInspect = Schema.Struct({
   Id: Schema.String,
   Name: Schema.optional(Schema.String),
   Image: Schema.optional(Schema.String),
-  State: Schema.optional(Schema.NullishOr(Schema.Struct({ Status: Schema.optional(Schema.String), ExitCode: Schema.optional(Schema.Number), StartedAt: Schema.optional(Schema.String) }))),
+  State: Schema.optional(Schema.NullishOr(Schema.Struct({ Status: Schema.optional(Schema.String), ExitCode: Schema.optional(Schema.Number), StartedAt: Schema.optional(Schema.String), FinishedAt: Schema.optional(Schema.String) }))),
   Config: Schema.optional(Schema.NullishOr(Schema.Struct({
     Image: Schema.optional(Schema.String),
     Hostname: Schema.optional(Schema.String),

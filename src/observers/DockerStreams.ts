@@ -209,12 +209,14 @@ export const streamLogs = (endpoint: Endpoint, container: string, opts: LogOptio
     const path = `/containers/${encodeURIComponent(container)}/logs?${q.toString()}`
     const req = request({ ...target(endpoint, path), method: "GET" }, (res) => {
       if ((res.statusCode ?? 500) >= 300) {
+        // The Engine's reason, as much of it as a message needs (an answer without end is not held).
         const chunks: Array<Buffer> = []
-        res.on("data", (c: Buffer) => chunks.push(c))
+        let size = 0
+        res.on("data", (c: Buffer) => { if (size < 64 * 1024) { chunks.push(c); size += c.length } })
         res.on("end", () => {
           let message = Buffer.concat(chunks).toString("utf8")
           try { message = (JSON.parse(message) as { message?: string }).message ?? message } catch { /* plain text */ }
-          resume(Effect.fail(fail(endpoint, "GET", path, message.trim(), res.statusCode)))
+          resume(Effect.fail(fail(endpoint, "GET", path, message.trim().slice(0, 1000), res.statusCode)))
         })
         return
       }
@@ -236,25 +238,62 @@ export interface LogWait {
 }
 
 /**
- * The `since` of a log read for what a container wrote since it started: its StartedAt (RFC 3339, the
- * Engine's clock) as `seconds.nanoseconds`, to the millisecond (never later than the start); undefined for a
- * time the Engine did not give (missing, unreadable, or Go's zero time of a container never started).
+ * The `since` of a log read for what a container's current (or next) run writes: just after the end of its
+ * last run, from its `State.FinishedAt` (RFC 3339 to the nanosecond, the Engine's clock), as
+ * `seconds.nanoseconds`; "0", its whole log, for Go's zero time of a container that never ran; undefined for
+ * a time the Engine did not give or that cannot be read. Not its StartedAt: the Engine records that after
+ * the process is running, and a process that speaks at once has lines stamped before it. A run's lines are
+ * all stamped before its FinishedAt (the Engine drains the output before it records the end), and the next
+ * run starts after it.
  */
-export const engineSince = (startedAt: string | undefined): string | undefined => {
-  const at = startedAt !== undefined ? Date.parse(startedAt) : NaN
-  if (!(at > 0)) return undefined
-  return `${Math.floor(at / 1000)}.${String(at % 1000).padStart(3, "0")}000000`
+export const sinceLastRun = (finishedAt: string | undefined): string | undefined => {
+  if (finishedAt === undefined) return undefined
+  if (/^0001-01-01T00:00:00(\.0+)?Z$/.test(finishedAt)) return "0"
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(finishedAt)
+  const at = m !== null ? Date.parse(`${m[1]}${m[3]}`) : NaN
+  if (m === null || !(at > 0)) return undefined
+  // One nanosecond on: a line stamped at the very end is still the last run's.
+  const nanos = BigInt(at / 1000) * 1_000_000_000n + BigInt((m[2] ?? "").padEnd(9, "0")) + 1n
+  return `${nanos / 1_000_000_000n}.${String(nanos % 1_000_000_000n).padStart(9, "0")}`
 }
 
-/** The longest line `awaitLogLine` looks at: a longer one is passed over whole, never cut into a line of its own. */
-const MAX_LOG_LINE = 64 * 1024
+/** The longest line `lineWriter` hands on: a longer one is passed over whole, never cut into a line of its own. */
+const MAX_LINE = 64 * 1024
+
+/**
+ * A stream that calls `line` with each whole line written to it (and, at its end, an unfinished last one).
+ * It holds at most 64 KiB of a line: a longer one is passed over whole, whatever writes it.
+ */
+export const lineWriter = (line: (l: string) => void): Writable => {
+  let partial = ""
+  let overlong = false
+  return new Writable({
+    write(c: Buffer, _e, next) {
+      const parts = (partial + c.toString("utf8")).split("\n")
+      partial = parts.pop() ?? ""
+      for (const l of parts) {
+        if (!overlong) line(l)
+        overlong = false
+      }
+      if (partial.length > MAX_LINE) {
+        overlong = true
+        partial = ""
+      }
+      next()
+    },
+    final(done) {
+      if (partial !== "" && !overlong) line(partial)
+      done()
+    }
+  })
+}
 
 /**
  * Reads a container's log from `since` (a UNIX time, `seconds.nanoseconds`, on the Engine's clock) until a
  * line of its standard output that `wanted` accepts comes, the log ends (with `follow`, when the container
- * stops; without, at the end of what it has written), or `boundMs` passes. Holds at most 64 KiB of an
- * unfinished line and no frame whole: whatever the container writes or the Engine sends, it cannot fill
- * this process.
+ * stops; without, at the end of what it has written), or `boundMs` passes; then stops reading. Holds at most
+ * 64 KiB of an unfinished line and no frame whole: whatever the container writes or the Engine sends, it
+ * cannot fill this process.
  */
 export const awaitLogLine = (
   endpoint: Endpoint,
@@ -263,63 +302,28 @@ export const awaitLogLine = (
   wanted: (line: string) => boolean,
   boundMs: number
 ): Effect.Effect<LogWait, DockerError> =>
-  Effect.async<LogWait, DockerError>((resume) => {
-    const q = new URLSearchParams({ stdout: "true", stderr: "true", follow: String(opts.follow), timestamps: "false", since: opts.since })
-    const path = `/containers/${encodeURIComponent(container)}/logs?${q.toString()}`
+  Effect.suspend(() => {
     const last: Array<string> = []
-    let done = false
-    const finish = (result: Effect.Effect<LogWait, DockerError>) => {
-      if (done) return
-      done = true
-      clearTimeout(deadline)
-      req.destroy()
-      resume(result)
-    }
-    const lines = (matched: boolean) => {
-      let partial = ""
-      let overlong = false
-      return new Writable({
-        write(c: Buffer, _e, next) {
-          const parts = (partial + c.toString("utf8")).split("\n")
-          partial = parts.pop() ?? ""
-          for (const line of parts) {
-            const whole = !overlong
-            overlong = false
-            last.push(line.slice(0, 1000))
-            if (last.length > 5) last.shift()
-            if (matched && whole && wanted(line)) finish(Effect.succeed({ outcome: "seen", last }))
-          }
-          if (partial.length > MAX_LOG_LINE) {
-            overlong = true
-            partial = ""
-          }
-          next()
-        }
-      })
-    }
-    const req = request({ ...target(endpoint, path), method: "GET" }, (res) => {
-      if ((res.statusCode ?? 500) >= 300) {
-        const chunks: Array<Buffer> = []
-        res.on("data", (c: Buffer) => { if (chunks.length < 64) chunks.push(c) })
-        res.on("end", () => {
-          let message = Buffer.concat(chunks).toString("utf8")
-          try { message = (JSON.parse(message) as { message?: string }).message ?? message } catch { /* plain text */ }
-          finish(Effect.fail(fail(endpoint, "GET", path, message.trim().slice(0, 1000), res.statusCode)))
-        })
-        return
+    let seen = false
+    let heard: () => void = () => undefined
+    const note = (fromStdout: boolean) => lineWriter((line) => {
+      last.push(line.slice(0, 1000))
+      if (last.length > 5) last.shift()
+      if (fromStdout && !seen && wanted(line)) {
+        seen = true
+        heard()
       }
-      res.on("data", demultiplexer(lines(true), lines(false)))
-      res.on("end", () => finish(Effect.succeed({ outcome: "ended", last })))
-      res.on("error", (e) => finish(Effect.fail(fail(endpoint, "GET", path, e.message))))
     })
-    const deadline = setTimeout(() => finish(Effect.succeed({ outcome: "timeout", last })), boundMs)
-    req.on("error", (e) => finish(Effect.fail(fail(endpoint, "GET", path, e.message))))
-    req.end()
-    return Effect.sync(() => {
-      done = true
-      clearTimeout(deadline)
-      req.destroy()
+    const theLine = Effect.async<void>((resume) => {
+      heard = () => resume(Effect.void)
+      if (seen) resume(Effect.void)
     })
+    const outcome = (o: LogWait["outcome"]): LogWait => ({ outcome: seen ? "seen" : o, last })
+    // The first to end wins; the other is interrupted (the log's request destroyed with it).
+    return Effect.raceFirst(
+      streamLogs(endpoint, container, { follow: opts.follow, since: opts.since, tty: false }, note(true), note(false)).pipe(Effect.map(() => outcome("ended"))),
+      theLine.pipe(Effect.map(() => outcome("seen")))
+    ).pipe(Effect.timeoutTo({ duration: boundMs, onSuccess: (w) => w, onTimeout: () => outcome("timeout") }))
   })
 
 /**

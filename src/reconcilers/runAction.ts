@@ -11,7 +11,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { DockerEngine, type DockerError } from "../observers/DockerEngine.js"
 import type { Endpoint } from "../observers/endpoint.js"
-import { awaitLogLine, buildImage, engineSince, execCapture } from "../observers/DockerStreams.js"
+import { awaitLogLine, buildImage, execCapture, sinceLastRun } from "../observers/DockerStreams.js"
 import { isEventLine } from "../resources/egressAddon.js"
 import { KubeApi, refOf, type KubeApiShape, type KubeError } from "../observers/KubeApi.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
@@ -202,27 +202,32 @@ export const makeRunner = (opts: RunnerOptions) =>
       })
 
 
+    /** Where a proxy's current or next run begins in its log (see sinceLastRun), from an inspection. */
+    const lastRunEnd = (target: string): Effect.Effect<Either.Either<string, DockerError | ProbeError>, DockerError> =>
+      docker.inspectContainer(target).pipe(
+        Effect.map((c) => {
+          const since = sinceLastRun(c.State?.FinishedAt)
+          return since !== undefined ? Either.right(since) : Either.left(new ProbeError({ target, detail: "the Engine gave no time its last run ended" }))
+        }),
+        Effect.catchIf((e) => e.reason !== "NotFound", (e) => Effect.succeed(Either.left(e)))
+      )
+
     /**
      * Waits until a proxy answers, for up to the ready timeout; returns how long that took. A proxy that
-     * says so in its log is heard there, in what it wrote since it last started (a line of an earlier start
-     * is not this one's). One this action started (`fresh`) is followed: if it stops first, or says nothing
-     * in time, it has failed. One left running by an earlier run is read as far as it has written; where its
-     * line is not (still starting, or gone from a log its logging driver trims), it is asked from inside, as
-     * is any proxy without such a line or whose log cannot be read (an exec in its own image, no container
-     * of its own).
+     * says so in its log is heard there, in what it wrote since its last run ended (`since`, read before a
+     * fresh start: a line of an earlier run is not this one's). One this action started (`fresh`) is
+     * followed: if it stops first, or says nothing in time, it has failed. One left running by an earlier
+     * run is read as far as it has written; where its line is not (still starting, or gone from a log its
+     * logging driver trims), it is asked from inside, as is any proxy without such a line or whose log or
+     * times cannot be read (an exec in its own image, no container of its own).
      */
-    const becomeReady = (target: string, ready: ReadySpec, fresh: boolean) =>
+    const becomeReady = (target: string, ready: ReadySpec, fresh: boolean, since: Either.Either<string, DockerError | ProbeError>) =>
       Effect.gen(function* () {
         const started = Date.now()
         const bound = opts.readySeconds * 1000
         if (ready.event !== undefined) {
           const event = ready.event
-          const heard = yield* Effect.either(Effect.gen(function* () {
-            const c = yield* docker.inspectContainer(target)
-            const since = engineSince(c.State?.StartedAt)
-            if (since === undefined) return yield* Effect.fail(new ProbeError({ target, detail: "the Engine gave no start time" }))
-            return yield* awaitLogLine(opts.endpoint, target, { since, follow: fresh }, (line) => isEventLine(line, event), bound)
-          }))
+          const heard = yield* Effect.either(since.pipe(Effect.flatMap((s) => awaitLogLine(opts.endpoint, target, { since: s, follow: fresh }, (line) => isEventLine(line, event), bound))))
           if (Either.isRight(heard)) {
             const { outcome, last } = heard.right
             if (outcome === "seen") return Date.now() - started
@@ -254,7 +259,8 @@ export const makeRunner = (opts: RunnerOptions) =>
       })
 
     /** Waits until a proxy left running answers (it may have been started moments ago by a run that was killed). */
-    const awaitProxy = (w: AwaitReady | undefined) => (w === undefined ? Effect.void : becomeReady(w.target, w.ready, false).pipe(Effect.asVoid))
+    const awaitProxy = (w: AwaitReady | undefined) =>
+      w === undefined ? Effect.void : lastRunEnd(w.target).pipe(Effect.flatMap((since) => becomeReady(w.target, w.ready, false, since)), Effect.asVoid)
 
     /**
      * Starts a container. One the Engine can no longer start because of its own leftover state
@@ -265,6 +271,8 @@ export const makeRunner = (opts: RunnerOptions) =>
       Effect.gen(function* () {
         const { spec } = a
         yield* awaitProxy(a.awaitReady)
+        // Read before the start: after it, the end of the last run is this one's beginning.
+        let since = spec.ready?.event !== undefined ? yield* lastRunEnd(a.resource) : Either.right("0")
         const started = yield* Effect.either(docker.startContainer(a.resource))
         let note: string | undefined
         if (Either.isLeft(started)) {
@@ -272,11 +280,12 @@ export const makeRunner = (opts: RunnerOptions) =>
           opts.log(`${a.resource}: the Engine kept a leftover task from a crash; making the container anew`)
           yield* docker.removeContainer(a.resource).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void))
           yield* createContainer(Action.CreateContainer({ ...a, id: `${a.id}:repair`, cause: "engine wreckage", spec, replaces: true }))
+          since = Either.right("0")
           yield* docker.startContainer(a.resource)
           note = "made anew: the Engine kept a leftover task"
         }
         if (spec.ready !== undefined) {
-          const ms = yield* becomeReady(a.resource, spec.ready, true)
+          const ms = yield* becomeReady(a.resource, spec.ready, true, since)
           note = [note, `answering after ${ms} ms`].filter(Boolean).join("; ")
         }
         return note

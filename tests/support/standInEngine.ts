@@ -17,17 +17,18 @@ export const serve = async (handler: Parameters<typeof createServer>[1]): Promis
 export const close = (server: Server) => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) })
 
 /**
- * Answers with `status` and writes `chunkBytes` at a time for as long as the
- * client reads: only the client's limit ends the answer. `sent()` says how
- * much was written.
+ * Answers with `status` and writes `chunk` (or that many spaces) again and
+ * again, after `first`, for as long as the client reads: only the client's
+ * limit ends the answer. `sent()` says how much was written.
  */
-export const endless = (status: number, chunkBytes: number) => {
+export const endless = (status: number, chunk: number | Buffer, first: Buffer = Buffer.alloc(0)) => {
   let sent = 0
+  const body = typeof chunk === "number" ? Buffer.alloc(chunk, " ") : chunk
   const handler = (_req: unknown, res: ServerResponse) => {
     res.writeHead(status, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" })
-    const chunk = Buffer.alloc(chunkBytes, " ")
+    res.write(first)
     const pump = () => {
-      while (!res.destroyed && res.write(chunk)) sent += chunk.length
+      for (let more = true; more && !res.destroyed; sent += body.length) more = res.write(body)
       if (!res.destroyed) res.once("drain", pump)
     }
     res.on("error", () => {})
