@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { Writable } from "node:stream"
-import { awaitLogLine, execAttached, sinceLastRun } from "../src/observers/DockerStreams.js"
+import { awaitLogLine, execAttached, lineWriter, sinceLastRun } from "../src/observers/DockerStreams.js"
 import { isEventLine } from "../src/resources/egressAddon.js"
 import type { Endpoint } from "../src/observers/endpoint.js"
 import { close, endless, serve } from "./support/standInEngine.js"
@@ -131,6 +131,27 @@ describe("reading a log for one line", () => {
       }, follow))
       expect(e.message).toContain("configured logging driver does not support reading")
     }), 30_000)
+})
+
+describe("the line writer (logs --egress, readiness)", () => {
+  const feed = (chunks: ReadonlyArray<Buffer | string>) =>
+    new Promise<Array<string>>((resolve, reject) => {
+      const got: Array<string> = []
+      const w = lineWriter((l) => got.push(l))
+      w.on("error", reject)
+      for (const c of chunks) w.write(c)
+      w.end(() => resolve(got))
+    })
+  it("hands on whole lines, an unfinished last one at the end, and a character split between chunks whole", async () => {
+    const line = Buffer.from('{"host": "bücher.example", "reason": "¿qué?"}\n', "utf8")
+    const at = line.indexOf(Buffer.from("ü")) + 1
+    expect(await feed([Buffer.from("one\ntw"), Buffer.from("o\n"), line.subarray(0, at), line.subarray(at), Buffer.from("last")]))
+      .toEqual(["one", "two", '{"host": "bücher.example", "reason": "¿qué?"}', "last"])
+  })
+  it("passes over a line longer than 64 KiB whole, not as pieces, and goes on with the next", async () => {
+    const long = "x".repeat(40 * 1024)
+    expect(await feed(["a\n", long, long, long, "\nb\n", long, long])).toEqual(["a", "b"])
+  })
 })
 
 describe("where a container's next run begins in its log", () => {

@@ -8,6 +8,7 @@
  */
 import { request, type IncomingMessage } from "node:http"
 import { Writable, type Duplex, type Readable } from "node:stream"
+import { StringDecoder } from "node:string_decoder"
 import * as Effect from "effect/Effect"
 import { API_VERSION, DockerError } from "./DockerEngine.js"
 import type { Endpoint } from "./endpoint.js"
@@ -267,9 +268,11 @@ const MAX_LINE = 64 * 1024
 export const lineWriter = (line: (l: string) => void): Writable => {
   let partial = ""
   let overlong = false
+  // A character whose bytes two chunks split is decoded whole.
+  const utf8 = new StringDecoder("utf8")
   return new Writable({
     write(c: Buffer, _e, next) {
-      const parts = (partial + c.toString("utf8")).split("\n")
+      const parts = (partial + utf8.write(c)).split("\n")
       partial = parts.pop() ?? ""
       for (const l of parts) {
         if (!overlong) line(l)
@@ -282,6 +285,7 @@ export const lineWriter = (line: (l: string) => void): Writable => {
       next()
     },
     final(done) {
+      partial += utf8.end()
       if (partial !== "" && !overlong) line(partial)
       done()
     }
