@@ -94,8 +94,9 @@ describe("reading a log for one line", () => {
       const r = yield* waitOn((_req, res) => {
         res.writeHead(200)
         res.write(frame(2, '{"event": "ready"}\n'))
-        // The line, but longer than the 64 KiB looked at: passed over whole, in frames of any size.
-        const long = `{"event": "ready", "pad": "${"x".repeat(100_000)}"}\n`
+        // The line, but longer than the 64 KiB looked at: passed over whole, in frames of any size. (JSON
+        // takes the spaces before it: any piece cut out of it that ends the line would read as ready.)
+        const long = `${" ".repeat(70_000)}{"event": "ready"}\n`
         res.write(frame(1, long.slice(0, 30_000)))
         res.write(frame(1, long.slice(30_000, 70_000)))
         res.write(frame(1, long.slice(70_000)))
@@ -151,6 +152,7 @@ describe("the line writer (logs --egress, readiness)", () => {
   it("passes over a line longer than 64 KiB whole, not as pieces, and goes on with the next", async () => {
     const long = "x".repeat(40 * 1024)
     expect(await feed(["a\n", long, long, long, "\nb\n", long, long])).toEqual(["a", "b"])
+    expect(await feed([`a\n${long}${long}\nb\n`, `${long}${long}`])).toEqual(["a", "b"])
   })
 })
 
@@ -178,5 +180,14 @@ describe("the addon's ready line", () => {
     expect(isEventLine('[{"event": "ready"}]', "ready")).toBe(false)
     expect(isEventLine('GET /{"event": "ready"} 403', "ready")).toBe(false)
     expect(isEventLine('{"event": "ready!"}', "ready")).toBe(false)
+  })
+  it("given the end of the proxy's last run, is one the addon wrote later by its own time, not one it wrote before", () => {
+    const end = Date.parse("2026-12-07T21:22:51.249876543Z")
+    expect(isEventLine('{"time": "2026-12-07T21:22:51.250Z", "bottle": "a0", "event": "ready"}', "ready", end)).toBe(true)
+    expect(isEventLine('{"time": "2026-12-07T21:22:51.249Z", "bottle": "a0", "event": "ready"}', "ready", end)).toBe(false)
+    expect(isEventLine('{"time": "2026-12-07T21:22:50.900Z", "bottle": "a0", "event": "ready"}', "ready", end)).toBe(false)
+    expect(isEventLine('{"bottle": "a0", "event": "ready"}', "ready", end)).toBe(false)
+    expect(isEventLine('{"time": "soon", "bottle": "a0", "event": "ready"}', "ready", end)).toBe(false)
+    expect(isEventLine('{"bottle": "a0", "event": "ready"}', "ready", 0)).toBe(true)
   })
 })

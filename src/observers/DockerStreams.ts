@@ -243,9 +243,10 @@ export interface LogWait {
  * last run, from its `State.FinishedAt` (RFC 3339 to the nanosecond, the Engine's clock), as
  * `seconds.nanoseconds`; "0", its whole log, for Go's zero time of a container that never ran; undefined for
  * a time the Engine did not give or that cannot be read. Not its StartedAt: the Engine records that after
- * the process is running, and a process that speaks at once has lines stamped before it. A run's lines are
- * all stamped before its FinishedAt (the Engine drains the output before it records the end), and the next
- * run starts after it.
+ * the process is running, and a process that speaks at once has lines stamped before it. The next run
+ * starts after FinishedAt, so none of its lines is lost. But FinishedAt is when the last run's process
+ * exited, and the Engine stamps a line when it reads it: a line that run wrote last can be stamped after it.
+ * What must be the current run's own (a proxy's ready line) carries its own time, and is checked against it.
  */
 export const sinceLastRun = (finishedAt: string | undefined): string | undefined => {
   if (finishedAt === undefined) return undefined
@@ -275,7 +276,8 @@ export const lineWriter = (line: (l: string) => void): Writable => {
       const parts = (partial + utf8.write(c)).split("\n")
       partial = parts.pop() ?? ""
       for (const l of parts) {
-        if (!overlong) line(l)
+        // However the line came (one chunk or many), one longer than the bound is not handed on.
+        if (!overlong && l.length <= MAX_LINE) line(l)
         overlong = false
       }
       if (partial.length > MAX_LINE) {
@@ -286,7 +288,7 @@ export const lineWriter = (line: (l: string) => void): Writable => {
     },
     final(done) {
       partial += utf8.end()
-      if (partial !== "" && !overlong) line(partial)
+      if (partial !== "" && !overlong && partial.length <= MAX_LINE) line(partial)
       done()
     }
   })
@@ -347,31 +349,28 @@ export const buildImage = (
     const q = new URLSearchParams({ t: tag, dockerfile: opts.dockerfile, rm: "true", forcerm: "true", buildargs: JSON.stringify(opts.args), labels: JSON.stringify({ "dev.bottle.managed-by": "bottle" }) })
     const path = `/build?${q.toString()}`
     let failed: string | undefined
-    let rest = ""
     const req = request({ ...target(endpoint, path), method: "POST", headers: { "Content-Type": "application/x-tar" } }, (res) => {
       const status = res.statusCode ?? 500
-      res.on("data", (c: Buffer) => {
-        const lines = (rest + c.toString("utf8")).split("\n")
-        rest = lines.pop() ?? ""
-        for (const line of lines) {
-          if (line.trim() === "") continue
-          if (status >= 300) { failed = line; continue }
-          try {
-            const m = JSON.parse(line) as { stream?: string; status?: string; error?: string; errorDetail?: { message?: string } }
-            if (m.error !== undefined) failed = m.errorDetail?.message ?? m.error
-            const text = (m.stream ?? m.status ?? "").trimEnd()
-            if (text !== "") progress(text)
-          } catch { progress(line) }
-        }
+      // Line by line, each held to lineWriter's bound, the unfinished last one included at the end.
+      const lines = lineWriter((line) => {
+        if (line.trim() === "") return
+        if (status >= 300) { failed = line; return }
+        try {
+          const m = JSON.parse(line) as { stream?: string; status?: string; error?: string; errorDetail?: { message?: string } }
+          if (m.error !== undefined) failed = m.errorDetail?.message ?? m.error
+          const text = (m.stream ?? m.status ?? "").trimEnd()
+          if (text !== "") progress(text)
+        } catch { progress(line) }
       })
-      res.on("end", () => {
+      lines.on("finish", () => {
         if (status >= 300) {
-          let message = failed ?? rest
+          let message = failed ?? ""
           try { message = (JSON.parse(message) as { message?: string }).message ?? message } catch { /* plain */ }
-          resume(Effect.fail(fail(endpoint, "POST", "/build", message.trim() || `HTTP ${status}`, status)))
+          resume(Effect.fail(fail(endpoint, "POST", "/build", message.trim().slice(0, 1000) || `HTTP ${status}`, status)))
         } else if (failed !== undefined) resume(Effect.fail(fail(endpoint, "POST", "/build", `the build failed: ${failed}`, 500)))
         else resume(Effect.void)
       })
+      res.pipe(lines)
     })
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`the build took longer than ${timeoutMs / 1000}s`)))
     req.on("error", (e) => resume(Effect.fail(fail(endpoint, "POST", "/build", e.message))))

@@ -50,6 +50,12 @@ export class KubeRefused extends Data.TaggedError("KubeRefused")<{ readonly reso
   }
 }
 
+/** Where a proxy's run begins in its log (a log read's since), and the time its own ready line must be later than. */
+interface RunStart {
+  readonly since: string
+  readonly afterMs: number
+}
+
 type RunError = DockerError | SmolvmError | StateDirError | ProbeError | FenceBroken | KubeError | KubeRefused
 
 export interface RunnerOptions {
@@ -202,12 +208,18 @@ export const makeRunner = (opts: RunnerOptions) =>
       })
 
 
-    /** Where a proxy's current or next run begins in its log (see sinceLastRun), from an inspection. */
-    const lastRunEnd = (target: string): Effect.Effect<Either.Either<string, DockerError | ProbeError>, DockerError> =>
+    /**
+     * Where a proxy's current or next run begins in its log (see sinceLastRun), from an inspection; and the
+     * time its ready line must be later than (the last run's end; 0 for a container that never ran).
+     */
+    const lastRunEnd = (target: string): Effect.Effect<Either.Either<RunStart, DockerError | ProbeError>, DockerError> =>
       docker.inspectContainer(target).pipe(
         Effect.map((c) => {
-          const since = sinceLastRun(c.State?.FinishedAt)
-          return since !== undefined ? Either.right(since) : Either.left(new ProbeError({ target, detail: "the Engine gave no time its last run ended" }))
+          const finished = c.State?.FinishedAt
+          const since = sinceLastRun(finished)
+          return since === undefined
+            ? Either.left(new ProbeError({ target, detail: "the Engine gave no time its last run ended" }))
+            : Either.right({ since, afterMs: since === "0" ? 0 : Date.parse(finished ?? "") })
         }),
         Effect.catchIf((e) => e.reason !== "NotFound", (e) => Effect.succeed(Either.left(e)))
       )
@@ -221,13 +233,14 @@ export const makeRunner = (opts: RunnerOptions) =>
      * logging driver trims), it is asked from inside, as is any proxy without such a line or whose log or
      * times cannot be read (an exec in its own image, no container of its own).
      */
-    const becomeReady = (target: string, ready: ReadySpec, fresh: boolean, since: Either.Either<string, DockerError | ProbeError>) =>
+    const becomeReady = (target: string, ready: ReadySpec, fresh: boolean, run: Either.Either<RunStart, DockerError | ProbeError>) =>
       Effect.gen(function* () {
         const started = Date.now()
         const bound = opts.readySeconds * 1000
         if (ready.event !== undefined) {
           const event = ready.event
-          const heard = yield* Effect.either(since.pipe(Effect.flatMap((s) => awaitLogLine(opts.endpoint, target, { since: s, follow: fresh }, (line) => isEventLine(line, event), bound))))
+          const heard = yield* Effect.either(run.pipe(Effect.flatMap(({ since, afterMs }) =>
+            awaitLogLine(opts.endpoint, target, { since, follow: fresh }, (line) => isEventLine(line, event, afterMs), bound))))
           if (Either.isRight(heard)) {
             const { outcome, last } = heard.right
             if (outcome === "seen") return Date.now() - started
@@ -243,7 +256,7 @@ export const makeRunner = (opts: RunnerOptions) =>
             }
           } else {
             if (heard.left._tag === "DockerError" && heard.left.reason === "NotFound") return yield* Effect.fail(heard.left)
-            opts.log(`${target}: its log cannot be read (${heard.left.message.slice(0, 200)}); asking it from inside`)
+            opts.log(`${target}: ${heard.left._tag === "ProbeError" ? "where its run begins in its log is unknown" : "its log cannot be read"} (${heard.left.message.slice(0, 200)}); asking it from inside`)
           }
         }
         for (;;) {
@@ -260,7 +273,7 @@ export const makeRunner = (opts: RunnerOptions) =>
 
     /** Waits until a proxy left running answers (it may have been started moments ago by a run that was killed). */
     const awaitProxy = (w: AwaitReady | undefined) =>
-      w === undefined ? Effect.void : lastRunEnd(w.target).pipe(Effect.flatMap((since) => becomeReady(w.target, w.ready, false, since)), Effect.asVoid)
+      w === undefined ? Effect.void : lastRunEnd(w.target).pipe(Effect.flatMap((run) => becomeReady(w.target, w.ready, false, run)), Effect.asVoid)
 
     /**
      * Starts a container. One the Engine can no longer start because of its own leftover state
@@ -272,7 +285,8 @@ export const makeRunner = (opts: RunnerOptions) =>
         const { spec } = a
         yield* awaitProxy(a.awaitReady)
         // Read before the start: after it, the end of the last run is this one's beginning.
-        let since = spec.ready?.event !== undefined ? yield* lastRunEnd(a.resource) : Either.right("0")
+        const event = spec.ready?.event !== undefined
+        let run: Either.Either<RunStart, DockerError | ProbeError> = event ? yield* lastRunEnd(a.resource) : Either.right({ since: "0", afterMs: 0 })
         const started = yield* Effect.either(docker.startContainer(a.resource))
         let note: string | undefined
         if (Either.isLeft(started)) {
@@ -280,12 +294,13 @@ export const makeRunner = (opts: RunnerOptions) =>
           opts.log(`${a.resource}: the Engine kept a leftover task from a crash; making the container anew`)
           yield* docker.removeContainer(a.resource).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void))
           yield* createContainer(Action.CreateContainer({ ...a, id: `${a.id}:repair`, cause: "engine wreckage", spec, replaces: true }))
-          since = Either.right("0")
+          // Made anew, or taken over from a same-spec container made under the name meanwhile (which may have run).
+          if (event) run = yield* lastRunEnd(a.resource)
           yield* docker.startContainer(a.resource)
           note = "made anew: the Engine kept a leftover task"
         }
         if (spec.ready !== undefined) {
-          const ms = yield* becomeReady(a.resource, spec.ready, true, since)
+          const ms = yield* becomeReady(a.resource, spec.ready, true, run)
           note = [note, `answering after ${ms} ms`].filter(Boolean).join("; ")
         }
         return note

@@ -119,12 +119,18 @@ class BottleEgress:
 addons = [BottleEgress()]
 `
 
-/** Whether a log line is one of the addon's events (`{"event": "ready", …}`): a JSON object whose `event` is that, nothing less. */
-export const isEventLine = (line: string, event: string): boolean => {
+/**
+ * Whether a log line is one of the addon's events (`{"event": "ready", …}`): a JSON object whose `event` is
+ * that, nothing less; and, given `afterMs`, one whose own `time` (the addon's, to the millisecond) is later:
+ * a line an earlier run of the proxy wrote is not this run's, though the Engine may stamp it later.
+ */
+export const isEventLine = (line: string, event: string, afterMs = 0): boolean => {
   if (!line.includes(event)) return false
   try {
     const v = JSON.parse(line) as unknown
-    return typeof v === "object" && v !== null && !Array.isArray(v) && (v as { event?: unknown }).event === event
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return false
+    const e = v as { event?: unknown; time?: unknown }
+    return e.event === event && (afterMs <= 0 || (typeof e.time === "string" && Date.parse(e.time) > afterMs))
   } catch {
     return false
   }

@@ -2,9 +2,10 @@
  * A proxy's readiness, as the runner hears it on the real Engine (the rule:
  * what a proxy fences never starts before the proxy answers). The ready line
  * counts only from the proxy's current start: one an earlier start wrote is
- * not this one's, and what the start says before the Engine records it is. A proxy left running by an earlier run whose line is no
- * longer in its log (a logging driver that trims it) is asked from inside
- * instead of being waited out.
+ * not this one's, though the Engine may stamp it after that start ended; what
+ * a start says before the Engine records it is this one's. A proxy left
+ * running by an earlier run whose line is no longer in its log (a logging
+ * driver that trims it) is asked from inside instead of being waited out.
  */
 import { NodeContext } from "@effect/platform-node"
 import * as Effect from "effect/Effect"
@@ -26,9 +27,9 @@ describe.skipIf(!available)("a proxy's readiness, heard by the runner", () => {
   const prefix = uniquePrefix("ready")
   const endpoint = parseDockerHost(process.env["DOCKER_HOST"]) as Endpoint
   const ready = readyCheck("mitmproxy")
-  const run = (action: Action) =>
+  const run = (action: Action, readySeconds = 4) =>
     Effect.gen(function* () {
-      const runAction = yield* makeRunner({ log: () => undefined, names: makeNames(prefix), probeImage: EGRESS_IMAGE, localEngine: true, readySeconds: 4, endpoint })
+      const runAction = yield* makeRunner({ log: () => undefined, names: makeNames(prefix), probeImage: EGRESS_IMAGE, localEngine: true, readySeconds, endpoint })
       return yield* Effect.either(runAction(action))
     }).pipe(
       Effect.provide(Layer.mergeAll(layer({ endpoint, timeout: "30 seconds", pullTimeout: "30 seconds" }), Layer.succeed(Smolvm, {} as never), NodeContext.layer)),
@@ -40,8 +41,8 @@ describe.skipIf(!available)("a proxy's readiness, heard by the runner", () => {
 
   beforeAll(() => ensureTestImages())
   afterAll(() => {
-    for (const n of ["twice", "trimmed", "fenced", "quick0", "quick1", "quick2", "quick3", "quick4", "quick5"]) dockerOk("rm", "-f", `${prefix}-${n}`)
-    dockerOk("volume", "rm", `${prefix}-once`)
+    for (const n of ["twice", "trimmed", "fenced", "stale", "fresh", "again", "quick0", "quick1", "quick2", "quick3", "quick4", "quick5"]) dockerOk("rm", "-f", `${prefix}-${n}`)
+    for (const v of ["once", "stale", "fresh", "again"]) dockerOk("volume", "rm", `${prefix}-${v}`)
   })
 
   it("a proxy started anew is not taken as ready by the line an earlier start wrote", async () => {
@@ -68,6 +69,31 @@ describe.skipIf(!available)("a proxy's readiness, heard by the runner", () => {
     }
   }, 90_000)
 
+  /** A container whose first run (started here, not by the runner) does `first` and ends; every later one does `later`. */
+  const ranOnce = (name: string, first: string, later: string) => {
+    docker("create", "--name", `${prefix}-${name}`, "-v", `${prefix}-${name}:/data`, "--entrypoint", "sh", AGENT_IMAGE, "-c",
+      `if [ -e /data/ran ]; then ${later}; else touch /data/ran; ${first}; fi`)
+    docker("start", "-a", `${prefix}-${name}`)
+    return `${prefix}-${name}`
+  }
+
+  it("a ready line the addon wrote before the proxy's last run ended is not this run's, whenever the Engine stamped it", async () => {
+    // As a line of the last run that the Engine read (and stamped) after that run had ended.
+    const stale = ranOnce("stale", "true", `echo '{"time": "2020-01-01T00:00:00.000Z", "bottle": "r", "event": "ready"}'; sleep 600`)
+    const r = await run(start(stale))
+    expect(Either.isLeft(r) && r.left.message).toMatch(/no 'ready' line in its log within 4s/)
+    // The same line with a time of this run is.
+    const fresh = ranOnce("fresh", "true", `sleep 1.1; echo "{\\"time\\": \\"$(date -u +%Y-%m-%dT%H:%M:%S).000Z\\", \\"event\\": \\"ready\\"}"; sleep 600`)
+    const f = await run(start(fresh))
+    expect(Either.isRight(f), JSON.stringify(f)).toBe(true)
+  }, 60_000)
+
+  it("a proxy that ran before and stops at once is heard in what this run said", async () => {
+    const again = ranOnce("again", "echo 'first run: fine'", `echo 'cannot start: port in use'; exit 3`)
+    const r = await run(start(again))
+    expect(Either.isLeft(r) && r.left.message).toMatch(/stopped before it answered on port \d+ \(.*cannot start: port in use\)/)
+  }, 60_000)
+
   it("a proxy left running whose line is no longer in its log is asked from inside, not waited out", async () => {
     // Answers HTTP on the proxy's port, and never prints the line (as one whose log was trimmed).
     const proxy = `${prefix}-trimmed`
@@ -75,10 +101,10 @@ describe.skipIf(!available)("a proxy's readiness, heard by the runner", () => {
     const fenced = `${prefix}-fenced`
     docker("create", "--name", fenced, AGENT_IMAGE)
     const started = Date.now()
-    const r = await run(Action.StartContainer({ id: fenced, bottle: "r", resource: fenced, cause: "test", after: [], created: true, spec: { ...spec(fenced), ready: undefined }, awaitReady: { target: proxy, ready } }))
+    const r = await run(Action.StartContainer({ id: fenced, bottle: "r", resource: fenced, cause: "test", after: [], created: true, spec: { ...spec(fenced), ready: undefined }, awaitReady: { target: proxy, ready } }), 30)
     expect(Either.isRight(r), JSON.stringify(r)).toBe(true)
-    // Well inside the 4 s a wait for the line would have taken before failing.
-    expect(Date.now() - started).toBeLessThan(4_000)
+    // Well inside the 30 s a wait for the line would have taken before failing.
+    expect(Date.now() - started).toBeLessThan(15_000)
     expect(docker("inspect", "--format", "{{.State.Running}}", fenced)).toBe("true")
   }, 60_000)
 })

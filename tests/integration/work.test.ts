@@ -195,6 +195,17 @@ describe.skipIf(!available)("an image bottle builds", () => {
     expect(second.stdout).toMatch(new RegExp(`-/\\+ container ${agent} {2}\\(spec changed: image\\)`))
     expect(docker("exec", agent, "cat", "/hello.txt")).toBe("two")
   })
+
+  it("a build that fails says which step failed and why, and starts nothing", () => {
+    mkdirSync(join(dir, "broken"))
+    writeFileSync(join(dir, "broken", "Dockerfile"), `FROM ${AGENT_IMAGE}\nRUN echo 'ünïcode step output'; exit 7\n`)
+    const broken = join(dir, "broken.yaml")
+    writeFileSync(broken, `apiVersion: bottle/v1\nkind: Bottle\nmetadata: { name: broken }\nspec:\n  build: { context: ./broken }\n  resources: { memory: 64m }\n`)
+    const r = bottle(env, "apply", "-f", broken)
+    expect(r.status, r.stdout + r.stderr).toBe(1)
+    expect(r.stdout + r.stderr).toMatch(/FAILED BuildImage \S+: .*the build failed: .*returned a non-zero code: 7/)
+    expect(dockerOk("inspect", `${prefix}-broken-agent-1`) && docker("inspect", "--format", "{{.State.Running}}", `${prefix}-broken-agent-1`) === "true").toBe(false)
+  })
 })
 
 /** Fails loudly when an image the tests need is missing (made by .ci/setup). */
