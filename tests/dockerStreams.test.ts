@@ -106,13 +106,22 @@ describe("reading a log for one line", () => {
       expect(r.last.at(-1)).toBe("done")
     }), 30_000)
 
-  it.live("a log that ends without the line says so, with its last lines", () =>
+  it.live("a log that ends without the line says so, with its last lines, an unfinished last one among them", () =>
     Effect.gen(function* () {
       const r = yield* waitOn((_req, res) => {
         res.writeHead(200)
-        res.end(frame(2, "Traceback (most recent call last):\nOSError: address in use\n"))
+        res.end(frame(2, "Traceback (most recent call last):\nOSError: address in use"))
       }, follow)
       expect(r).toEqual({ outcome: "ended", last: ["Traceback (most recent call last):", "OSError: address in use"] })
+    }), 30_000)
+
+  it.live("an unfinished line at a log's end is never the line waited for: whoever wrote it did not finish it", () =>
+    Effect.gen(function* () {
+      const r = yield* waitOn((_req, res) => {
+        res.writeHead(200)
+        res.end(frame(1, 'starting\n{"event": "ready"}'))
+      }, follow)
+      expect(r).toEqual({ outcome: "ended", last: ["starting", '{"event": "ready"}'] })
     }), 30_000)
 
   it.live("a line without end is held at 64 KiB, and the wait ends at its bound", () => heldAtBound(Buffer.alloc(0), frame(1, "x".repeat(60_000))), 30_000)

@@ -311,11 +311,12 @@ export const awaitLogLine = (
   Effect.suspend(() => {
     const last: Array<string> = []
     let seen = false
+    let ended = false
     let heard: () => void = () => undefined
     const note = (fromStdout: boolean) => lineWriter((line) => {
       last.push(line.slice(0, 1000))
       if (last.length > 5) last.shift()
-      if (fromStdout && !seen && wanted(line)) {
+      if (fromStdout && !seen && !ended && wanted(line)) {
         seen = true
         heard()
       }
@@ -325,9 +326,18 @@ export const awaitLogLine = (
       if (seen) resume(Effect.void)
     })
     const outcome = (o: LogWait["outcome"]): LogWait => ({ outcome: seen ? "seen" : o, last })
+    const out = note(true)
+    const err = note(false)
+    // At the log's end, an unfinished last line is among the last words, never the line waited for: the
+    // container that wrote it has stopped (with follow) or not finished it.
+    const end = (w: Writable) => Effect.async<void>((resume) => { w.end(() => resume(Effect.void)) })
     // The first to end wins; the other is interrupted (the log's request destroyed with it).
     return Effect.raceFirst(
-      streamLogs(endpoint, container, { follow: opts.follow, since: opts.since, tty: false }, note(true), note(false)).pipe(Effect.map(() => outcome("ended"))),
+      streamLogs(endpoint, container, { follow: opts.follow, since: opts.since, tty: false }, out, err).pipe(
+        Effect.tap(() => { ended = true }),
+        Effect.zipRight(Effect.all([end(out), end(err)])),
+        Effect.map(() => outcome("ended"))
+      ),
       theLine.pipe(Effect.map(() => outcome("seen")))
     ).pipe(Effect.timeoutTo({ duration: boundMs, onSuccess: (w) => w, onTimeout: () => outcome("timeout") }))
   })
