@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { Writable } from "node:stream"
-import { awaitLogLine, execAttached, lineWriter, sinceLastRun } from "../src/observers/DockerStreams.js"
+import { afterLastRun, awaitLogLine, execAttached, lineWriter } from "../src/observers/DockerStreams.js"
 import { isEventLine } from "../src/resources/egressAddon.js"
 import type { Endpoint } from "../src/observers/endpoint.js"
 import { close, endless, serve } from "./support/standInEngine.js"
@@ -167,17 +167,18 @@ describe("the line writer (logs --egress, readiness)", () => {
 
 describe("where a container's next run begins in its log", () => {
   const at = (nanos: string) => `${Date.UTC(2026, 11, 7, 21, 22, 51) / 1000}.${nanos}`
-  it("is one nanosecond after its last run ended, exact to the nanosecond, whatever the zone", () => {
-    expect(sinceLastRun("2026-12-07T21:22:51.249876543Z")).toBe(at("249876544"))
-    expect(sinceLastRun("2026-12-07T23:22:51.005+02:00")).toBe(at("005000001"))
-    expect(sinceLastRun("2026-12-07T21:22:51Z")).toBe(at("000000001"))
-    expect(sinceLastRun("2026-12-07T21:22:51.999999999Z")).toBe(`${Date.UTC(2026, 11, 7, 21, 22, 52) / 1000}.000000000`)
+  const ms = (milli: number) => Date.UTC(2026, 11, 7, 21, 22, 51, milli)
+  it("is one nanosecond after its last run ended, exact to the nanosecond, whatever the zone; its lines later by the millisecond", () => {
+    expect(afterLastRun("2026-12-07T21:22:51.249876543Z")).toEqual({ since: at("249876544"), afterMs: ms(249) })
+    expect(afterLastRun("2026-12-07T23:22:51.005+02:00")).toEqual({ since: at("005000001"), afterMs: ms(5) })
+    expect(afterLastRun("2026-12-07T21:22:51Z")).toEqual({ since: at("000000001"), afterMs: ms(0) })
+    expect(afterLastRun("2026-12-07T21:22:51.999999999Z")).toEqual({ since: `${Date.UTC(2026, 11, 7, 21, 22, 52) / 1000}.000000000`, afterMs: ms(999) })
   })
   it("is its whole log for a container that never ran (Go's zero time), and no time for a missing or unreadable one", () => {
-    expect(sinceLastRun("0001-01-01T00:00:00Z")).toBe("0")
-    expect(sinceLastRun(undefined)).toBeUndefined()
-    expect(sinceLastRun("yesterday")).toBeUndefined()
-    expect(sinceLastRun("2026-12-07T21:22:51.249876543")).toBeUndefined()
+    expect(afterLastRun("0001-01-01T00:00:00Z")).toEqual({ since: "0", afterMs: 0 })
+    expect(afterLastRun(undefined)).toBeUndefined()
+    expect(afterLastRun("yesterday")).toBeUndefined()
+    expect(afterLastRun("2026-12-07T21:22:51.249876543")).toBeUndefined()
   })
 })
 

@@ -238,25 +238,34 @@ export interface LogWait {
   readonly last: ReadonlyArray<string>
 }
 
+/** Where a container's current (or next) run begins in its log: a log read's `since`, and a time its own lines carry. */
+export interface RunStart {
+  /** `seconds.nanoseconds` on the Engine's clock, or "0" (the whole log). */
+  readonly since: string
+  /** The last run's end to the millisecond (UNIX ms; 0 when it never ran): what this run writes is later. */
+  readonly afterMs: number
+}
+
 /**
- * The `since` of a log read for what a container's current (or next) run writes: just after the end of its
- * last run, from its `State.FinishedAt` (RFC 3339 to the nanosecond, the Engine's clock), as
- * `seconds.nanoseconds`; "0", its whole log, for Go's zero time of a container that never ran; undefined for
- * a time the Engine did not give or that cannot be read. Not its StartedAt: the Engine records that after
- * the process is running, and a process that speaks at once has lines stamped before it. The next run
- * starts after FinishedAt, so none of its lines is lost. But FinishedAt is when the last run's process
- * exited, and the Engine stamps a line when it reads it: a line that run wrote last can be stamped after it.
- * What must be the current run's own (a proxy's ready line) carries its own time, and is checked against it.
+ * Where a container's current (or next) run begins, from its `State.FinishedAt` (RFC 3339 to the nanosecond,
+ * the Engine's clock): one nanosecond after its last run ended; its whole log for Go's zero time of a
+ * container that never ran; undefined for a time the Engine did not give or that cannot be read. Not its
+ * StartedAt: the Engine records that after the process is running, and a process that speaks at once has
+ * lines stamped before it. The next run starts after FinishedAt, so none of its lines is lost. But
+ * FinishedAt is when the last run's process exited, and the Engine stamps a line when it reads it: a line
+ * that run wrote last can be stamped after it. What must be the current run's own (a proxy's ready line)
+ * carries its own time, and is checked against `afterMs`.
  */
-export const sinceLastRun = (finishedAt: string | undefined): string | undefined => {
+export const afterLastRun = (finishedAt: string | undefined): RunStart | undefined => {
   if (finishedAt === undefined) return undefined
-  if (/^0001-01-01T00:00:00(\.0+)?Z$/.test(finishedAt)) return "0"
+  if (/^0001-01-01T00:00:00(\.0+)?Z$/.test(finishedAt)) return { since: "0", afterMs: 0 }
   const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(finishedAt)
   const at = m !== null ? Date.parse(`${m[1]}${m[3]}`) : NaN
   if (m === null || !(at > 0)) return undefined
+  const fraction = (m[2] ?? "").padEnd(9, "0")
   // One nanosecond on: a line stamped at the very end is still the last run's.
-  const nanos = BigInt(at / 1000) * 1_000_000_000n + BigInt((m[2] ?? "").padEnd(9, "0")) + 1n
-  return `${nanos / 1_000_000_000n}.${String(nanos % 1_000_000_000n).padStart(9, "0")}`
+  const nanos = BigInt(at / 1000) * 1_000_000_000n + BigInt(fraction) + 1n
+  return { since: `${nanos / 1_000_000_000n}.${String(nanos % 1_000_000_000n).padStart(9, "0")}`, afterMs: at + Number(fraction.slice(0, 3)) }
 }
 
 /** The longest line `lineWriter` hands on: a longer one is passed over whole, never cut into a line of its own. */

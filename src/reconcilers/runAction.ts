@@ -11,7 +11,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { DockerEngine, type DockerError } from "../observers/DockerEngine.js"
 import type { Endpoint } from "../observers/endpoint.js"
-import { awaitLogLine, buildImage, execCapture, sinceLastRun } from "../observers/DockerStreams.js"
+import { afterLastRun, awaitLogLine, buildImage, execCapture, type RunStart } from "../observers/DockerStreams.js"
 import { isEventLine } from "../resources/egressAddon.js"
 import { KubeApi, refOf, type KubeApiShape, type KubeError } from "../observers/KubeApi.js"
 import { Smolvm, type SmolvmError } from "../observers/Smolvm.js"
@@ -48,12 +48,6 @@ export class KubeRefused extends Data.TaggedError("KubeRefused")<{ readonly reso
   override get message(): string {
     return `${this.resource}: ${this.detail}`
   }
-}
-
-/** Where a proxy's run begins in its log (a log read's since), and the time its own ready line must be later than. */
-interface RunStart {
-  readonly since: string
-  readonly afterMs: number
 }
 
 type RunError = DockerError | SmolvmError | StateDirError | ProbeError | FenceBroken | KubeError | KubeRefused
@@ -208,19 +202,10 @@ export const makeRunner = (opts: RunnerOptions) =>
       })
 
 
-    /**
-     * Where a proxy's current or next run begins in its log (see sinceLastRun), from an inspection; and the
-     * time its ready line must be later than (the last run's end; 0 for a container that never ran).
-     */
+    /** Where a proxy's current or next run begins in its log (see afterLastRun), from an inspection. */
     const lastRunEnd = (target: string): Effect.Effect<Either.Either<RunStart, DockerError | ProbeError>, DockerError> =>
       docker.inspectContainer(target).pipe(
-        Effect.map((c) => {
-          const finished = c.State?.FinishedAt
-          const since = sinceLastRun(finished)
-          return since === undefined
-            ? Either.left(new ProbeError({ target, detail: "the Engine gave no time its last run ended" }))
-            : Either.right({ since, afterMs: since === "0" ? 0 : Date.parse(finished ?? "") })
-        }),
+        Effect.map((c) => Either.fromNullable(afterLastRun(c.State?.FinishedAt), () => new ProbeError({ target, detail: "the Engine gave no time its last run ended" }))),
         Effect.catchIf((e) => e.reason !== "NotFound", (e) => Effect.succeed(Either.left(e)))
       )
 
